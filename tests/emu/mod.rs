@@ -1,0 +1,1 @@
+//! The local Kubernetes API emulation. PLACEHOLDER.
