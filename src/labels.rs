@@ -188,7 +188,8 @@ fn check_dns1123_label(value: &str) -> Result<(), String> {
     check_dns1123_part(value, "a DNS-1123 label")
 }
 
-fn check_dns1123_subdomain(value: &str) -> Result<(), String> {
+/// The reason `value` is not a DNS-1123 subdomain, if it is not one.
+pub(crate) fn check_dns1123_subdomain(value: &str) -> Result<(), String> {
     if value.len() > 253 {
         return Err(format!(
             "a DNS-1123 subdomain must be at most 253 characters, this one has {}",
