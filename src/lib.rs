@@ -4,11 +4,15 @@
 //! an exit code. Pure policy (settings, labels, names, retention) sits at the bottom and takes
 //! "now" as a parameter; commands on top gather → plan → apply through the kube client.
 
+pub mod cli;
 pub mod db;
+pub mod exec;
 pub mod exit;
 pub mod labels;
+pub mod lease;
 pub mod lock;
 pub mod naming;
+pub mod snapshot;
 
 pub use exit::ExitStatus;
 

@@ -1,0 +1,33 @@
+# backup-ns — developer entry points. `make help` lists them.
+SHELL := /bin/sh
+CARGO ?= cargo
+
+.PHONY: help build release test lint fmt bench demo clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## Debug build of the binary
+	$(CARGO) build --locked
+
+release: ## Optimised static-friendly build (target/release/backup-ns)
+	$(CARGO) build --locked --release
+
+test: ## Unit, emulation and real-database tests (needs PostgreSQL 15 and MariaDB; see .ci/run)
+	$(CARGO) test --locked --all-targets
+
+lint: ## rustfmt check + clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: ## Orchestration overhead of create vs. the bare dump script, and peak RSS
+	$(CARGO) bench --locked --bench create
+
+demo: ## A whole create against the local API emulation with a throwaway PostgreSQL
+	$(CARGO) run --locked --example demo
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,178 @@
+//! The command line as typed: clap derive, one flag per `BAK_*` variable (`env = …`).
+//!
+//! Values stay raw strings here on purpose: [`crate::settings`] validates every one of them and
+//! names the variable *and* the flag in its error, which clap's own value parsers would not do
+//! for values that came from the environment.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "backup-ns",
+    version,
+    about = "Application-consistent backups of Kubernetes namespaces with CSI VolumeSnapshots",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "BAK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q warnings and errors only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Result format on stdout.
+    #[arg(short = 'o', long, global = true, env = "BAK_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dump the database inside its container, then snapshot the PVC and label it for retention.
+    Create(Box<CreateArgs>),
+    /// Print the effective settings (secrets redacted) and exit.
+    Env(Box<CreateArgs>),
+}
+
+/// Every setting of `create` (and `env`), each backed by its `BAK_*` variable.
+#[derive(Debug, Default, Clone, Args)]
+pub struct CreateArgs {
+    /// Run every read and in-pod check, print the VolumeSnapshot; write nothing.
+    #[arg(long, env = "BAK_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: Option<String>,
+    /// Target namespace (default: the namespace of the current kube context).
+    #[arg(short = 'n', long, env = "BAK_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// PVC to snapshot.
+    #[arg(long, env = "BAK_PVC_NAME")]
+    pub pvc: Option<String>,
+    /// Random suffix of the snapshot name (default: 6 random lowercase letters).
+    #[arg(long, env = "BAK_VS_RAND")]
+    pub vs_rand: Option<String>,
+    /// `type` label: adhoc or cronjob.
+    #[arg(long = "type", env = "BAK_LABEL_VS_TYPE")]
+    pub label_type: Option<String>,
+    /// `pod` label: the name of the pod running the backup.
+    #[arg(long = "pod-label", env = "BAK_LABEL_VS_POD")]
+    pub label_pod: Option<String>,
+    /// Retention mode: days or daily_weekly_monthly.
+    #[arg(long, env = "BAK_LABEL_VS_RETAIN")]
+    pub retain: Option<String>,
+    /// Days to keep the snapshot with `--retain days`.
+    #[arg(long, env = "BAK_LABEL_VS_RETAIN_DAYS")]
+    pub retain_days: Option<String>,
+    /// Snapshot name template (placeholders: .pvcName .timestamp .rand .namespace .date).
+    #[arg(long, env = "BAK_VS_NAME_TEMPLATE")]
+    pub name_template: Option<String>,
+    /// VolumeSnapshotClass (default: the cluster's default class).
+    #[arg(long = "class", env = "BAK_VS_CLASS_NAME")]
+    pub vs_class: Option<String>,
+    /// Wait until the snapshot is readyToUse.
+    #[arg(long = "wait", env = "BAK_VS_WAIT_UNTIL_READY", num_args = 0..=1, default_missing_value = "true")]
+    pub wait: Option<String>,
+    /// Deadline for readyToUse, with a unit (e.g. 15m, 90s).
+    #[arg(long = "wait-timeout", env = "BAK_VS_WAIT_UNTIL_READY_TIMEOUT")]
+    pub wait_timeout: Option<String>,
+    /// Fail when the dump directory's used space is at or above this percentage.
+    #[arg(long = "threshold-space-used-percentage", env = "BAK_THRESHOLD_SPACE_USED_PERCENTAGE")]
+    pub threshold_space_used: Option<String>,
+    /// Snapshot the volume without dumping a database.
+    #[arg(long = "db-skip", env = "BAK_DB_SKIP", num_args = 0..=1, default_missing_value = "true")]
+    pub db_skip: Option<String>,
+    /// Upper bound of one dump, with a unit (e.g. 3h).
+    #[arg(long = "dump-timeout", env = "BAK_DB_DUMP_TIMEOUT")]
+    pub dump_timeout: Option<String>,
+
+    /// Dump PostgreSQL.
+    #[arg(long = "postgres", env = "BAK_DB_POSTGRES", num_args = 0..=1, default_missing_value = "true")]
+    pub postgres: Option<String>,
+    #[arg(long = "postgres-exec-resource", env = "BAK_DB_POSTGRES_EXEC_RESOURCE")]
+    pub postgres_exec_resource: Option<String>,
+    #[arg(long = "postgres-exec-container", env = "BAK_DB_POSTGRES_EXEC_CONTAINER")]
+    pub postgres_exec_container: Option<String>,
+    #[arg(long = "postgres-dump-file", env = "BAK_DB_POSTGRES_DUMP_FILE")]
+    pub postgres_dump_file: Option<String>,
+    #[arg(long = "postgres-host", env = "BAK_DB_POSTGRES_HOST")]
+    pub postgres_host: Option<String>,
+    #[arg(long = "postgres-port", env = "BAK_DB_POSTGRES_PORT")]
+    pub postgres_port: Option<String>,
+    #[arg(long = "postgres-user", env = "BAK_DB_POSTGRES_USER")]
+    pub postgres_user: Option<String>,
+    /// Prefer the variable: a flag shows in the process list.
+    #[arg(long = "postgres-password", env = "BAK_DB_POSTGRES_PASSWORD", hide_env_values = true)]
+    pub postgres_password: Option<String>,
+    #[arg(long = "postgres-db", env = "BAK_DB_POSTGRES_DB")]
+    pub postgres_db: Option<String>,
+
+    /// Dump MySQL/MariaDB.
+    #[arg(long = "mysql", env = "BAK_DB_MYSQL", num_args = 0..=1, default_missing_value = "true")]
+    pub mysql: Option<String>,
+    #[arg(long = "mysql-exec-resource", env = "BAK_DB_MYSQL_EXEC_RESOURCE")]
+    pub mysql_exec_resource: Option<String>,
+    #[arg(long = "mysql-exec-container", env = "BAK_DB_MYSQL_EXEC_CONTAINER")]
+    pub mysql_exec_container: Option<String>,
+    #[arg(long = "mysql-dump-file", env = "BAK_DB_MYSQL_DUMP_FILE")]
+    pub mysql_dump_file: Option<String>,
+    #[arg(long = "mysql-host", env = "BAK_DB_MYSQL_HOST")]
+    pub mysql_host: Option<String>,
+    #[arg(long = "mysql-port", env = "BAK_DB_MYSQL_PORT")]
+    pub mysql_port: Option<String>,
+    #[arg(long = "mysql-user", env = "BAK_DB_MYSQL_USER")]
+    pub mysql_user: Option<String>,
+    /// Prefer the variable: a flag shows in the process list.
+    #[arg(long = "mysql-password", env = "BAK_DB_MYSQL_PASSWORD", hide_env_values = true)]
+    pub mysql_password: Option<String>,
+    #[arg(long = "mysql-db", env = "BAK_DB_MYSQL_DB")]
+    pub mysql_db: Option<String>,
+    #[arg(long = "mysql-default-character-set", env = "BAK_DB_MYSQL_DEFAULT_CHARACTER_SET")]
+    pub mysql_default_character_set: Option<String>,
+
+    /// Take a node-level lock slot before dumping.
+    #[arg(long = "flock", env = "BAK_FLOCK", num_args = 0..=1, default_missing_value = "true")]
+    pub flock: Option<String>,
+    /// Number of lock slots per node (default: CPUs / 2, at least 1).
+    #[arg(long = "flock-count", env = "BAK_FLOCK_COUNT")]
+    pub flock_count: Option<String>,
+    /// Directory of the lock slot files (a hostPath mount).
+    #[arg(long = "flock-dir", env = "BAK_FLOCK_DIR")]
+    pub flock_dir: Option<String>,
+    /// Seconds to wait for a free slot.
+    #[arg(long = "flock-timeout-sec", env = "BAK_FLOCK_TIMEOUT_SEC")]
+    pub flock_timeout_sec: Option<String>,
+
+    /// Wait for another run's per-PVC lease instead of failing fast.
+    #[arg(long = "lease-wait", env = "BAK_LEASE_WAIT", num_args = 0..=1, default_missing_value = "true")]
+    pub lease_wait: Option<String>,
+    /// How long to wait for the per-PVC lease, with a unit.
+    #[arg(long = "lease-wait-timeout", env = "BAK_LEASE_WAIT_TIMEOUT")]
+    pub lease_wait_timeout: Option<String>,
+    /// Lease duration; the holder renews it at a third of this, with a unit.
+    #[arg(long = "lease-duration", env = "BAK_LEASE_DURATION")]
+    pub lease_duration: Option<String>,
+
+    /// Time zone of the snapshot name and every date label (IANA name; default: `TZ`, else UTC).
+    #[arg(long = "tz", env = "BAK_TZ")]
+    pub tz: Option<String>,
+}

@@ -1,0 +1,176 @@
+//! Running a command inside a container over the pod exec WebSocket.
+//!
+//! stdout and stderr are read concurrently (an unread stream stalls the session); stderr lines
+//! are logged as they arrive so a long dump shows its warnings live. stdin carries the secrets
+//! and then stays open for as long as the command runs: the in-pod scripts treat stdin EOF as
+//! "backup-ns is gone" and stop themselves. A timeout drops the connection, which closes stdin
+//! in the container, so the remote pipeline stops too.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{AttachParams, Api};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::{Error, Result};
+
+/// Output kept from one stream; scripts print a few lines, dumps go to files, never to stdout.
+const MAX_CAPTURE: usize = 256 * 1024;
+
+/// What a finished command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: i32,
+}
+
+impl ExecOutput {
+    /// The last non-empty stderr line, for error messages.
+    pub fn stderr_summary(&self) -> String {
+        self.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+    }
+}
+
+/// One command to run in one container.
+#[derive(Debug, Clone)]
+pub struct ExecRequest<'a> {
+    pub pod: &'a str,
+    pub container: &'a str,
+    pub argv: Vec<String>,
+    /// Written to stdin first (secrets travel here, never in argv).
+    pub stdin: String,
+    /// Keep stdin open until the command exits (the dump's watchdog); otherwise close it after
+    /// writing `stdin`.
+    pub hold_stdin: bool,
+    pub timeout: Duration,
+    /// Short name for logs, e.g. `postgres check`.
+    pub what: &'a str,
+}
+
+/// Runs the command and returns its output and exit code. A non-zero exit is not an error here;
+/// a lost connection, a missing status or the timeout is.
+pub async fn run(pods: &Api<Pod>, req: ExecRequest<'_>) -> Result<ExecOutput> {
+    let params = AttachParams::default()
+        .container(req.container)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .max_stdout_buf_size(64 * 1024)
+        .max_stderr_buf_size(64 * 1024);
+    let what = req.what;
+    let mut attached = pods
+        .exec(req.pod, req.argv.clone(), &params)
+        .await
+        .map_err(|e| Error::Exec(format!("{what}: cannot exec in pod {}/{}: {e}", req.pod, req.container)))?;
+
+    let mut stdin = attached.stdin().ok_or_else(|| Error::Exec(format!("{what}: no stdin stream")))?;
+    let stdout = attached.stdout().ok_or_else(|| Error::Exec(format!("{what}: no stdout stream")))?;
+    let stderr = attached.stderr().ok_or_else(|| Error::Exec(format!("{what}: no stderr stream")))?;
+    let status = attached.take_status().ok_or_else(|| Error::Exec(format!("{what}: no status stream")))?;
+
+    let work = async move {
+        let feed = async {
+            stdin.write_all(req.stdin.as_bytes()).await?;
+            stdin.flush().await?;
+            if req.hold_stdin {
+                // Keep the writer alive until the command is done: dropping it would close the
+                // remote stdin (protocol v5) and trip the script's watchdog.
+                Ok::<_, std::io::Error>(Some(stdin))
+            } else {
+                stdin.shutdown().await?;
+                Ok(None)
+            }
+        };
+        let read_out = async {
+            let mut buf = Vec::new();
+            stdout.take(MAX_CAPTURE as u64).read_to_end(&mut buf).await.map(|_| buf)
+        };
+        let read_err = async {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut kept = String::new();
+            while let Some(line) = lines.next_line().await? {
+                tracing::info!(target: "backup_ns::pod", "{what}: {line}");
+                if kept.len() < MAX_CAPTURE {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+            Ok::<_, std::io::Error>(kept)
+        };
+        let (held, out, err) = tokio::join!(feed, read_out, read_err);
+        let status = status.await;
+        drop(held);
+        (out, err, status)
+    };
+
+    let (out, err, status) = match tokio::time::timeout(req.timeout, work).await {
+        Ok(r) => r,
+        Err(_) => {
+            // Dropping `attached` aborts the session; the container sees stdin EOF.
+            attached.abort();
+            return Err(Error::Exec(format!(
+                "{what}: timed out after {}s; the connection was closed so the command stops in the container",
+                req.timeout.as_secs()
+            )));
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.map_err(|e| Error::Exec(format!("{what}: reading stdout: {e}")))?).into_owned();
+    let stderr = err.map_err(|e| Error::Exec(format!("{what}: reading stderr: {e}")))?;
+    let status = status.ok_or_else(|| {
+        Error::Exec(format!("{what}: the connection to pod {} closed before the command reported its exit status", req.pod))
+    })?;
+    let exit_code = exit_code_of(&status).map_err(|m| Error::Exec(format!("{what}: {m}")))?;
+    Ok(ExecOutput { stdout, stderr, exit_code })
+}
+
+/// Reads the exit code from the exec status the way kubectl does: `Success` is 0, a
+/// `NonZeroExitCode` failure carries the code in `details.causes[reason=ExitCode]`; any other
+/// failure (e.g. the container is gone) is an error.
+pub fn exit_code_of(status: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> Result<i32, String> {
+    match status.status.as_deref() {
+        Some("Success") => Ok(0),
+        _ if status.reason.as_deref() == Some("NonZeroExitCode") => status
+            .details
+            .as_ref()
+            .and_then(|d| d.causes.as_ref())
+            .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
+            .and_then(|c| c.message.as_deref())
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| format!("non-zero exit without an exit code: {}", status.message.clone().unwrap_or_default())),
+        _ => Err(format!(
+            "exec failed: {} {}",
+            status.reason.clone().unwrap_or_default(),
+            status.message.clone().unwrap_or_default()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+
+    fn status(v: serde_json::Value) -> Status {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn exit_codes_from_kubelet_status() {
+        assert_eq!(exit_code_of(&status(serde_json::json!({"status": "Success"}))), Ok(0));
+        let failed = status(serde_json::json!({
+            "status": "Failure", "reason": "NonZeroExitCode",
+            "message": "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3",
+            "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}
+        }));
+        assert_eq!(exit_code_of(&failed), Ok(3));
+        let other = status(serde_json::json!({"status": "Failure", "reason": "InternalError", "message": "container not found"}));
+        assert!(exit_code_of(&other).unwrap_err().contains("container not found"));
+    }
+
+    #[test]
+    fn stderr_summary_is_the_last_line() {
+        let o = ExecOutput { stdout: String::new(), stderr: "warn\nbackup-ns: pg_dump not found\n\n".into(), exit_code: 1 };
+        assert_eq!(o.stderr_summary(), "backup-ns: pg_dump not found");
+    }
+}

@@ -1,0 +1,727 @@
+//! Validated settings: the `BAK_*` contract of the original, checked strictly before anything
+//! happens.
+//!
+//! The original silently fell back to defaults on invalid values and failed late on long label
+//! values. Here every raw value from [`crate::cli::CreateArgs`] (flag or environment) is parsed
+//! once; the first invalid one stops the run with exit code 2 and an error naming the variable,
+//! its flag and the value. This module is pure: the time zone variable and the CPU count are
+//! passed in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+use crate::cli::CreateArgs;
+use crate::db::{DbTarget, Engine, ValueRef};
+use crate::labels::{self, Retain, VsType};
+use crate::naming::{self, Template};
+use crate::{Error, Result};
+
+/// Default name template of the original.
+pub const DEFAULT_NAME_TEMPLATE: &str = "{{ .pvcName }}-{{ .timestamp }}-{{ .rand }}";
+
+/// A workload to exec into: `deployment/NAME`, `statefulset/NAME` or `pod/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecResource {
+    Deployment(String),
+    StatefulSet(String),
+    Pod(String),
+}
+
+impl std::fmt::Display for ExecResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecResource::Deployment(n) => write!(f, "deployment/{n}"),
+            ExecResource::StatefulSet(n) => write!(f, "statefulset/{n}"),
+            ExecResource::Pod(n) => write!(f, "pod/{n}"),
+        }
+    }
+}
+
+/// One database to dump before the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbJob {
+    pub target: DbTarget,
+    pub exec_resource: ExecResource,
+    pub container: String,
+}
+
+/// Node-level lock slots (`BAK_FLOCK*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flock {
+    pub dir: PathBuf,
+    pub count: u32,
+    pub timeout: Duration,
+}
+
+/// The per-PVC Lease (`BAK_LEASE*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseSettings {
+    /// `None`: fail fast when another run holds it; `Some(t)`: wait up to `t`.
+    pub wait: Option<Duration>,
+    pub duration: Duration,
+}
+
+/// Everything `create` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub dry_run: bool,
+    /// `None`: the namespace of the current kube context, resolved when the client is built.
+    pub namespace: Option<String>,
+    pub pvc: String,
+    pub vs_rand: Option<String>,
+    pub vs_type: VsType,
+    pub pod_label: Option<String>,
+    pub retain: Retain,
+    pub retain_days: u32,
+    pub name_template: Template,
+    pub vs_class: Option<String>,
+    pub wait_until_ready: bool,
+    pub wait_timeout: Duration,
+    pub space_threshold_percent: u8,
+    pub dump_timeout: Duration,
+    /// Empty with `BAK_DB_SKIP=true`: a volume-only snapshot.
+    pub databases: Vec<DbJob>,
+    pub flock: Option<Flock>,
+    pub lease: LeaseSettings,
+    pub tz: Tz,
+    /// Where the time zone came from (`BAK_TZ`, `TZ` or the UTC default), for logs.
+    pub tz_source: &'static str,
+    /// Every setting as `(VARIABLE, shown value)`, secrets redacted, for `backup-ns env`.
+    pub described: Vec<(&'static str, String)>,
+}
+
+/// A raw value with the names used in error messages.
+struct Raw<'a> {
+    var: &'static str,
+    flag: &'static str,
+    value: Option<&'a str>,
+}
+
+impl<'a> Raw<'a> {
+    fn new(var: &'static str, flag: &'static str, value: &'a Option<String>) -> Self {
+        Raw { var, flag, value: value.as_deref() }
+    }
+
+    fn name(&self) -> String {
+        format!("{} ({})", self.var, self.flag)
+    }
+
+    fn err(&self, value: &str, reason: impl Into<String>) -> Error {
+        Error::config(self.name(), value, reason)
+    }
+
+    /// The value; an empty string counts as unset, as for the original's env loader.
+    fn get(&self) -> Option<&'a str> {
+        self.value.filter(|v| !v.is_empty())
+    }
+
+    fn string_or(&self, default: &str) -> String {
+        self.get().unwrap_or(default).to_string()
+    }
+
+    /// Go's `strconv.ParseBool` set, the original's contract; anything else is an error.
+    fn bool_or(&self, default: bool) -> Result<bool> {
+        match self.get() {
+            None => Ok(default),
+            Some(v) => parse_bool(v).ok_or_else(|| self.err(v, "expected a boolean: true or false (also 1/0, t/f)")),
+        }
+    }
+
+    fn u32_in(&self, default: u32, min: u32, max: u32) -> Result<u32> {
+        match self.get() {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(self.err(v, format!("expected a whole number from {min} to {max}"))),
+            },
+        }
+    }
+
+    fn duration_or(&self, default: &str) -> Result<Duration> {
+        let v = self.get().unwrap_or(default);
+        parse_duration(v).map_err(|reason| self.err(v, reason))
+    }
+}
+
+/// Parses a boolean the way Go's `strconv.ParseBool` does (the original's env loader).
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses a Go-style duration (`15m`, `1h30m`, `90s`, `1.5h`, `500ms`). A unit is required: a
+/// bare number is ambiguous and rejected (except `0`).
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err("expected a duration with a unit, e.g. 15m, 90s, 1h30m".into());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(format!("expected a number at {rest:?} (durations look like 15m, 90s, 1h30m)"));
+        }
+        let number: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("{:?} is not a number", &rest[..num_len]))?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let seconds = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => return Err("missing unit (use ns, us, ms, s, m or h, e.g. 15m)".into()),
+            other => return Err(format!("unknown unit {other:?} (use ns, us, ms, s, m or h)")),
+        };
+        total += number * seconds;
+    }
+    if !total.is_finite() || total > 10.0 * 365.0 * 86400.0 {
+        return Err("duration out of range".into());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Formats a duration the way Go prints it for whole units (`15m0s` → `15m`), for `env`.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() != 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out += &format!("{h}h");
+    }
+    if m > 0 {
+        out += &format!("{m}m");
+    }
+    if s > 0 || out.is_empty() {
+        out += &format!("{s}s");
+    }
+    out
+}
+
+/// Resolves the time zone: `BAK_TZ` if set, else `TZ`, else UTC. Accepts IANA names (with the
+/// optional leading `:` of POSIX `TZ`); POSIX rule strings like `CET-1CEST` are rejected.
+pub fn resolve_tz(bak_tz: Option<&str>, tz: Option<&str>) -> Result<(Tz, &'static str)> {
+    let (var, flag, value) = match (bak_tz.filter(|v| !v.is_empty()), tz.filter(|v| !v.is_empty())) {
+        (Some(v), _) => ("BAK_TZ", "--tz", v),
+        (None, Some(v)) => ("TZ", "environment", v),
+        (None, None) => return Ok((Tz::UTC, "default (UTC)")),
+    };
+    let name = value.strip_prefix(':').unwrap_or(value);
+    name.parse::<Tz>()
+        .map(|tz| (tz, var))
+        .map_err(|_| Error::config(format!("{var} ({flag})"), value, "unknown time zone: expected an IANA name such as Europe/Vienna or UTC"))
+}
+
+fn parse_exec_resource(raw: &Raw, default: &str) -> Result<ExecResource> {
+    let v = raw.string_or(default);
+    let (kind, name) = v
+        .split_once('/')
+        .ok_or_else(|| raw.err(&v, "expected deployment/NAME, statefulset/NAME or pod/NAME"))?;
+    labels::validate_dns1123_subdomain(&raw.name(), name)?;
+    match kind {
+        "deployment" | "deploy" | "deployments" | "deployment.apps" => Ok(ExecResource::Deployment(name.into())),
+        "statefulset" | "sts" | "statefulsets" | "statefulset.apps" => Ok(ExecResource::StatefulSet(name.into())),
+        "pod" | "po" | "pods" => Ok(ExecResource::Pod(name.into())),
+        _ => Err(raw.err(&v, "expected deployment/NAME, statefulset/NAME or pod/NAME")),
+    }
+}
+
+fn parse_dump_file(raw: &Raw, default: &str) -> Result<String> {
+    let v = raw.string_or(default);
+    if !v.starts_with('/') || v.ends_with('/') || v.contains('\n') || v.contains('\0') {
+        return Err(raw.err(&v, "expected an absolute file path inside the container"));
+    }
+    Ok(v)
+}
+
+fn parse_port(raw: &Raw, default: u16) -> Result<u16> {
+    Ok(raw.u32_in(default as u32, 1, 65535)? as u16)
+}
+
+fn parse_host(raw: &Raw, default: &str) -> Result<String> {
+    let v = raw.string_or(default);
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) || v.starts_with('-') {
+        return Err(raw.err(&v, "expected a host name or IP address"));
+    }
+    Ok(v)
+}
+
+fn parse_value_ref(raw: &Raw, default: &str) -> Result<ValueRef> {
+    let v = raw.string_or(default);
+    if v.contains('\n') || v.contains('\0') {
+        return Err(raw.err(&redact_for_error(raw.var, &v), "must not contain a newline or NUL"));
+    }
+    Ok(ValueRef::parse(&v))
+}
+
+fn redact_for_error(var: &str, v: &str) -> String {
+    if var.contains("PASSWORD") {
+        "<redacted>".into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// Shows a value for `env`: references such as `${POSTGRES_PASSWORD}` are shown, literal secrets
+/// are not.
+fn show_ref(var: &str, v: &ValueRef) -> String {
+    match v {
+        ValueRef::Env(name) => format!("${{{name}}}"),
+        ValueRef::Literal(_) if var.contains("PASSWORD") => "<redacted>".into(),
+        ValueRef::Literal(s) => s.clone(),
+    }
+}
+
+impl Settings {
+    /// Validates the raw arguments. `bak_tz`/`tz` are the values of the `BAK_TZ` flag/variable
+    /// and of `TZ`; `cpus` feeds the default of `BAK_FLOCK_COUNT`.
+    pub fn from_args(a: &CreateArgs, tz_env: Option<&str>, cpus: usize) -> Result<Settings> {
+        let mut d: Vec<(&'static str, String)> = Vec::new();
+
+        let dry_run = Raw::new("BAK_DRY_RUN", "--dry-run", &a.dry_run).bool_or(false)?;
+        d.push(("BAK_DRY_RUN", dry_run.to_string()));
+
+        let ns_raw = Raw::new("BAK_NAMESPACE", "--namespace", &a.namespace);
+        let namespace = ns_raw.get().map(str::to_string);
+        if let Some(ns) = &namespace {
+            labels::validate_dns1123_label(&ns_raw.name(), ns)?;
+        }
+        d.push(("BAK_NAMESPACE", namespace.clone().unwrap_or_else(|| "<current kube context>".into())));
+
+        let pvc_raw = Raw::new("BAK_PVC_NAME", "--pvc", &a.pvc);
+        let pvc = pvc_raw.string_or("data");
+        labels::validate_dns1123_subdomain(&pvc_raw.name(), &pvc)?;
+        // The PVC name is also the value of the `backup-ns.sh/pvc` label.
+        labels::validate_label_value(&pvc_raw.name(), &pvc)?;
+        d.push(("BAK_PVC_NAME", pvc.clone()));
+
+        let rand_raw = Raw::new("BAK_VS_RAND", "--vs-rand", &a.vs_rand);
+        let vs_rand = rand_raw.get().map(str::to_string);
+        if let Some(r) = &vs_rand {
+            naming::validate_rand(r)?;
+        }
+        d.push(("BAK_VS_RAND", vs_rand.clone().unwrap_or_else(|| "<random>".into())));
+
+        let type_raw = Raw::new("BAK_LABEL_VS_TYPE", "--type", &a.label_type);
+        let type_text = type_raw.string_or("adhoc");
+        let vs_type: VsType = type_text.parse().map_err(|e: labels::UnknownValue| type_raw.err(&type_text, e.to_string()))?;
+        d.push(("BAK_LABEL_VS_TYPE", type_text));
+
+        let pod_raw = Raw::new("BAK_LABEL_VS_POD", "--pod-label", &a.label_pod);
+        let pod_label = pod_raw.get().map(str::to_string);
+        if let Some(p) = &pod_label {
+            labels::validate_label_value(&pod_raw.name(), p)?;
+        }
+        d.push(("BAK_LABEL_VS_POD", pod_label.clone().unwrap_or_default()));
+
+        let retain_raw = Raw::new("BAK_LABEL_VS_RETAIN", "--retain", &a.retain);
+        let retain_text = retain_raw.string_or("days");
+        let retain: Retain = retain_text.parse().map_err(|e: labels::UnknownValue| retain_raw.err(&retain_text, e.to_string()))?;
+        d.push(("BAK_LABEL_VS_RETAIN", retain_text));
+
+        let retain_days = Raw::new("BAK_LABEL_VS_RETAIN_DAYS", "--retain-days", &a.retain_days).u32_in(30, 1, 36500)?;
+        d.push(("BAK_LABEL_VS_RETAIN_DAYS", retain_days.to_string()));
+
+        let tmpl_raw = Raw::new("BAK_VS_NAME_TEMPLATE", "--name-template", &a.name_template);
+        let name_template = naming::parse_template(&tmpl_raw.string_or(DEFAULT_NAME_TEMPLATE))?;
+        d.push(("BAK_VS_NAME_TEMPLATE", name_template.as_str().to_string()));
+
+        let class_raw = Raw::new("BAK_VS_CLASS_NAME", "--class", &a.vs_class);
+        let vs_class = class_raw.get().map(str::to_string);
+        if let Some(c) = &vs_class {
+            labels::validate_dns1123_subdomain(&class_raw.name(), c)?;
+        }
+        d.push(("BAK_VS_CLASS_NAME", vs_class.clone().unwrap_or_else(|| "<cluster default>".into())));
+
+        let wait_until_ready = Raw::new("BAK_VS_WAIT_UNTIL_READY", "--wait", &a.wait).bool_or(true)?;
+        d.push(("BAK_VS_WAIT_UNTIL_READY", wait_until_ready.to_string()));
+        let wait_timeout =
+            Raw::new("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "--wait-timeout", &a.wait_timeout).duration_or("15m")?;
+        d.push(("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", format_duration(wait_timeout)));
+
+        let space_threshold_percent = Raw::new(
+            "BAK_THRESHOLD_SPACE_USED_PERCENTAGE",
+            "--threshold-space-used-percentage",
+            &a.threshold_space_used,
+        )
+        .u32_in(90, 1, 100)? as u8;
+        d.push(("BAK_THRESHOLD_SPACE_USED_PERCENTAGE", space_threshold_percent.to_string()));
+
+        let dump_timeout = Raw::new("BAK_DB_DUMP_TIMEOUT", "--dump-timeout", &a.dump_timeout).duration_or("3h")?;
+        if dump_timeout.is_zero() {
+            return Err(Error::config("BAK_DB_DUMP_TIMEOUT (--dump-timeout)", "0", "must be greater than zero"));
+        }
+        d.push(("BAK_DB_DUMP_TIMEOUT", format_duration(dump_timeout)));
+
+        let skip_raw = Raw::new("BAK_DB_SKIP", "--db-skip", &a.db_skip);
+        let db_skip = skip_raw.bool_or(false)?;
+        let pg_raw = Raw::new("BAK_DB_POSTGRES", "--postgres", &a.postgres);
+        let postgres = pg_raw.bool_or(false)?;
+        let my_raw = Raw::new("BAK_DB_MYSQL", "--mysql", &a.mysql);
+        let mysql = my_raw.bool_or(false)?;
+        d.push(("BAK_DB_SKIP", db_skip.to_string()));
+        d.push(("BAK_DB_POSTGRES", postgres.to_string()));
+        d.push(("BAK_DB_MYSQL", mysql.to_string()));
+        if db_skip && (postgres || mysql) {
+            let which = if postgres { &pg_raw } else { &my_raw };
+            return Err(Error::config(
+                skip_raw.name(),
+                "true",
+                format!("contradicts {}=true: a volume-only snapshot cannot also dump a database; set one of them", which.var),
+            ));
+        }
+        if !db_skip && !postgres && !mysql {
+            return Err(Error::config(
+                "BAK_DB_POSTGRES / BAK_DB_MYSQL / BAK_DB_SKIP",
+                "false",
+                "no database selected: set BAK_DB_POSTGRES=true or BAK_DB_MYSQL=true to dump, or BAK_DB_SKIP=true for a volume-only snapshot",
+            ));
+        }
+
+        let mut databases = Vec::new();
+        if postgres {
+            let job = Self::postgres_job(a, &mut d)?;
+            databases.push(job);
+        }
+        if mysql {
+            let job = Self::mysql_job(a, &mut d)?;
+            databases.push(job);
+        }
+
+        let flock_enabled = Raw::new("BAK_FLOCK", "--flock", &a.flock).bool_or(false)?;
+        let flock_count = Raw::new("BAK_FLOCK_COUNT", "--flock-count", &a.flock_count).u32_in(
+            crate::lock::default_count(cpus),
+            1,
+            1024,
+        )?;
+        let flock_dir = Raw::new("BAK_FLOCK_DIR", "--flock-dir", &a.flock_dir).string_or("/mnt/host-backup-locks");
+        let flock_timeout =
+            Raw::new("BAK_FLOCK_TIMEOUT_SEC", "--flock-timeout-sec", &a.flock_timeout_sec).u32_in(3600, 0, 7 * 86400)?;
+        d.push(("BAK_FLOCK", flock_enabled.to_string()));
+        d.push(("BAK_FLOCK_COUNT", flock_count.to_string()));
+        d.push(("BAK_FLOCK_DIR", flock_dir.clone()));
+        d.push(("BAK_FLOCK_TIMEOUT_SEC", flock_timeout.to_string()));
+        let flock = flock_enabled.then(|| Flock {
+            dir: PathBuf::from(flock_dir),
+            count: flock_count,
+            timeout: Duration::from_secs(flock_timeout.into()),
+        });
+
+        let lease_wait = Raw::new("BAK_LEASE_WAIT", "--lease-wait", &a.lease_wait).bool_or(false)?;
+        let lease_wait_timeout =
+            Raw::new("BAK_LEASE_WAIT_TIMEOUT", "--lease-wait-timeout", &a.lease_wait_timeout).duration_or("1h")?;
+        let lease_duration_raw = Raw::new("BAK_LEASE_DURATION", "--lease-duration", &a.lease_duration);
+        let lease_duration = lease_duration_raw.duration_or("60s")?;
+        if lease_duration < Duration::from_secs(3) {
+            return Err(lease_duration_raw.err(&format_duration(lease_duration), "must be at least 3s"));
+        }
+        d.push(("BAK_LEASE_WAIT", lease_wait.to_string()));
+        d.push(("BAK_LEASE_WAIT_TIMEOUT", format_duration(lease_wait_timeout)));
+        d.push(("BAK_LEASE_DURATION", format_duration(lease_duration)));
+
+        let (tz, tz_source) = resolve_tz(a.tz.as_deref(), tz_env)?;
+        d.push(("BAK_TZ", format!("{} (from {tz_source})", tz.name())));
+
+        Ok(Settings {
+            dry_run,
+            namespace,
+            pvc,
+            vs_rand,
+            vs_type,
+            pod_label,
+            retain,
+            retain_days,
+            name_template,
+            vs_class,
+            wait_until_ready,
+            wait_timeout,
+            space_threshold_percent,
+            dump_timeout,
+            databases,
+            flock,
+            lease: LeaseSettings { wait: lease_wait.then_some(lease_wait_timeout), duration: lease_duration },
+            tz,
+            tz_source,
+            described: d,
+        })
+    }
+
+    fn postgres_job(a: &CreateArgs, d: &mut Vec<(&'static str, String)>) -> Result<DbJob> {
+        let exec_resource = parse_exec_resource(
+            &Raw::new("BAK_DB_POSTGRES_EXEC_RESOURCE", "--postgres-exec-resource", &a.postgres_exec_resource),
+            "deployment/app-base",
+        )?;
+        let container_raw = Raw::new("BAK_DB_POSTGRES_EXEC_CONTAINER", "--postgres-exec-container", &a.postgres_exec_container);
+        let container = container_raw.string_or("postgres");
+        labels::validate_dns1123_label(&container_raw.name(), &container)?;
+        let target = DbTarget {
+            engine: Engine::Postgres,
+            host: parse_host(&Raw::new("BAK_DB_POSTGRES_HOST", "--postgres-host", &a.postgres_host), "127.0.0.1")?,
+            port: parse_port(&Raw::new("BAK_DB_POSTGRES_PORT", "--postgres-port", &a.postgres_port), 5432)?,
+            user: parse_value_ref(&Raw::new("BAK_DB_POSTGRES_USER", "--postgres-user", &a.postgres_user), "${POSTGRES_USER}")?,
+            password: parse_value_ref(
+                &Raw::new("BAK_DB_POSTGRES_PASSWORD", "--postgres-password", &a.postgres_password),
+                "${POSTGRES_PASSWORD}",
+            )?,
+            database: parse_value_ref(&Raw::new("BAK_DB_POSTGRES_DB", "--postgres-db", &a.postgres_db), "${POSTGRES_DB}")?,
+            dump_file: parse_dump_file(
+                &Raw::new("BAK_DB_POSTGRES_DUMP_FILE", "--postgres-dump-file", &a.postgres_dump_file),
+                "/var/lib/postgresql/data/dump.sql.gz",
+            )?,
+            default_character_set: String::new(),
+        };
+        d.push(("BAK_DB_POSTGRES_EXEC_RESOURCE", exec_resource.to_string()));
+        d.push(("BAK_DB_POSTGRES_EXEC_CONTAINER", container.clone()));
+        d.push(("BAK_DB_POSTGRES_DUMP_FILE", target.dump_file.clone()));
+        d.push(("BAK_DB_POSTGRES_HOST", target.host.clone()));
+        d.push(("BAK_DB_POSTGRES_PORT", target.port.to_string()));
+        d.push(("BAK_DB_POSTGRES_USER", show_ref("USER", &target.user)));
+        d.push(("BAK_DB_POSTGRES_PASSWORD", show_ref("PASSWORD", &target.password)));
+        d.push(("BAK_DB_POSTGRES_DB", show_ref("DB", &target.database)));
+        Ok(DbJob { target, exec_resource, container })
+    }
+
+    fn mysql_job(a: &CreateArgs, d: &mut Vec<(&'static str, String)>) -> Result<DbJob> {
+        let exec_resource = parse_exec_resource(
+            &Raw::new("BAK_DB_MYSQL_EXEC_RESOURCE", "--mysql-exec-resource", &a.mysql_exec_resource),
+            "deployment/app-base",
+        )?;
+        let container_raw = Raw::new("BAK_DB_MYSQL_EXEC_CONTAINER", "--mysql-exec-container", &a.mysql_exec_container);
+        let container = container_raw.string_or("mysql");
+        labels::validate_dns1123_label(&container_raw.name(), &container)?;
+        let charset_raw = Raw::new(
+            "BAK_DB_MYSQL_DEFAULT_CHARACTER_SET",
+            "--mysql-default-character-set",
+            &a.mysql_default_character_set,
+        );
+        let charset = charset_raw.string_or("utf8");
+        if !charset.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(charset_raw.err(&charset, "expected a character set name such as utf8mb4"));
+        }
+        let target = DbTarget {
+            engine: Engine::Mysql,
+            host: parse_host(&Raw::new("BAK_DB_MYSQL_HOST", "--mysql-host", &a.mysql_host), "127.0.0.1")?,
+            port: parse_port(&Raw::new("BAK_DB_MYSQL_PORT", "--mysql-port", &a.mysql_port), 3306)?,
+            user: parse_value_ref(&Raw::new("BAK_DB_MYSQL_USER", "--mysql-user", &a.mysql_user), "root")?,
+            password: parse_value_ref(
+                &Raw::new("BAK_DB_MYSQL_PASSWORD", "--mysql-password", &a.mysql_password),
+                "${MYSQL_ROOT_PASSWORD}",
+            )?,
+            database: parse_value_ref(&Raw::new("BAK_DB_MYSQL_DB", "--mysql-db", &a.mysql_db), "${MYSQL_DATABASE}")?,
+            dump_file: parse_dump_file(
+                &Raw::new("BAK_DB_MYSQL_DUMP_FILE", "--mysql-dump-file", &a.mysql_dump_file),
+                "/var/lib/mysql/dump.sql.gz",
+            )?,
+            default_character_set: charset,
+        };
+        d.push(("BAK_DB_MYSQL_EXEC_RESOURCE", exec_resource.to_string()));
+        d.push(("BAK_DB_MYSQL_EXEC_CONTAINER", container.clone()));
+        d.push(("BAK_DB_MYSQL_DUMP_FILE", target.dump_file.clone()));
+        d.push(("BAK_DB_MYSQL_HOST", target.host.clone()));
+        d.push(("BAK_DB_MYSQL_PORT", target.port.to_string()));
+        d.push(("BAK_DB_MYSQL_USER", show_ref("USER", &target.user)));
+        d.push(("BAK_DB_MYSQL_PASSWORD", show_ref("PASSWORD", &target.password)));
+        d.push(("BAK_DB_MYSQL_DB", show_ref("DB", &target.database)));
+        d.push(("BAK_DB_MYSQL_DEFAULT_CHARACTER_SET", target.default_character_set.clone()));
+        Ok(DbJob { target, exec_resource, container })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> CreateArgs {
+        CreateArgs { postgres: Some("true".into()), ..Default::default() }
+    }
+
+    fn err_of(a: &CreateArgs) -> String {
+        match Settings::from_args(a, None, 4) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => {
+                assert!(matches!(e, Error::Config { .. }), "not a config error: {e}");
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let s = Settings::from_args(&args(), None, 4).unwrap();
+        assert!(!s.dry_run);
+        assert_eq!(s.pvc, "data");
+        assert_eq!(s.vs_type, VsType::Adhoc);
+        assert_eq!(s.retain, Retain::Days);
+        assert_eq!(s.retain_days, 30);
+        assert!(s.wait_until_ready);
+        assert_eq!(s.wait_timeout, Duration::from_secs(900));
+        assert_eq!(s.space_threshold_percent, 90);
+        assert!(s.flock.is_none());
+        assert_eq!(s.tz, Tz::UTC);
+        let pg = &s.databases[0];
+        assert_eq!(pg.exec_resource, ExecResource::Deployment("app-base".into()));
+        assert_eq!(pg.container, "postgres");
+        assert_eq!(pg.target.dump_file, "/var/lib/postgresql/data/dump.sql.gz");
+        assert_eq!(pg.target.port, 5432);
+        assert_eq!(pg.target.password, ValueRef::Env("POSTGRES_PASSWORD".into()));
+        assert_eq!(pg.target.user, ValueRef::Env("POSTGRES_USER".into()));
+    }
+
+    #[test]
+    fn mysql_defaults() {
+        let a = CreateArgs { mysql: Some("true".into()), ..Default::default() };
+        let s = Settings::from_args(&a, None, 4).unwrap();
+        let my = &s.databases[0];
+        assert_eq!(my.target.engine, Engine::Mysql);
+        assert_eq!(my.container, "mysql");
+        assert_eq!(my.target.user, ValueRef::Literal("root".into()));
+        assert_eq!(my.target.password, ValueRef::Env("MYSQL_ROOT_PASSWORD".into()));
+        assert_eq!(my.target.default_character_set, "utf8");
+        assert_eq!(my.target.dump_file, "/var/lib/mysql/dump.sql.gz");
+    }
+
+    #[test]
+    fn invalid_boolean_names_variable_and_value() {
+        let a = CreateArgs { dry_run: Some("yes".into()), ..args() };
+        let msg = err_of(&a);
+        assert!(msg.contains("BAK_DRY_RUN") && msg.contains("--dry-run") && msg.contains("\"yes\""), "{msg}");
+    }
+
+    #[test]
+    fn go_booleans_are_accepted() {
+        for (v, want) in [("1", true), ("T", true), ("True", true), ("0", false), ("FALSE", false)] {
+            let a = CreateArgs { dry_run: Some(v.into()), ..args() };
+            assert_eq!(Settings::from_args(&a, None, 4).unwrap().dry_run, want, "{v}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_checked() {
+        let msg = err_of(&CreateArgs { flock_count: Some("0".into()), ..args() });
+        assert!(msg.contains("BAK_FLOCK_COUNT"), "{msg}");
+        let msg = err_of(&CreateArgs { threshold_space_used: Some("ninety".into()), ..args() });
+        assert!(msg.contains("BAK_THRESHOLD_SPACE_USED_PERCENTAGE") && msg.contains("ninety"), "{msg}");
+        let msg = err_of(&CreateArgs { threshold_space_used: Some("101".into()), ..args() });
+        assert!(msg.contains("101"), "{msg}");
+        let msg = err_of(&CreateArgs { postgres_port: Some("70000".into()), ..args() });
+        assert!(msg.contains("BAK_DB_POSTGRES_PORT"), "{msg}");
+        let msg = err_of(&CreateArgs { retain_days: Some("-1".into()), ..args() });
+        assert!(msg.contains("BAK_LABEL_VS_RETAIN_DAYS"), "{msg}");
+    }
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("15 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("").is_err());
+        let msg = err_of(&CreateArgs { wait_timeout: Some("900".into()), ..args() });
+        assert!(msg.contains("BAK_VS_WAIT_UNTIL_READY_TIMEOUT") && msg.contains("unit"), "{msg}");
+    }
+
+    #[test]
+    fn format_duration_round_trips() {
+        for s in ["15m", "1h30m", "90s", "3h", "0s"] {
+            let d = parse_duration(s).unwrap();
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    }
+
+    #[test]
+    fn enums_are_strict() {
+        let msg = err_of(&CreateArgs { retain: Some("weekly".into()), ..args() });
+        assert!(msg.contains("BAK_LABEL_VS_RETAIN") && msg.contains("weekly"), "{msg}");
+        let msg = err_of(&CreateArgs { label_type: Some("manual".into()), ..args() });
+        assert!(msg.contains("BAK_LABEL_VS_TYPE"), "{msg}");
+        let msg = err_of(&CreateArgs { postgres_exec_resource: Some("daemonset/x".into()), ..args() });
+        assert!(msg.contains("BAK_DB_POSTGRES_EXEC_RESOURCE"), "{msg}");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let msg = err_of(&CreateArgs { namespace: Some("Bad_NS".into()), ..args() });
+        assert!(msg.contains("BAK_NAMESPACE"), "{msg}");
+        let long = "a".repeat(64);
+        let msg = err_of(&CreateArgs { label_pod: Some(long.clone()), ..args() });
+        assert!(msg.contains("BAK_LABEL_VS_POD"), "{msg}");
+        let msg = err_of(&CreateArgs { pvc: Some(long), ..args() });
+        assert!(msg.contains("BAK_PVC_NAME"), "{msg}");
+        let msg = err_of(&CreateArgs { postgres_dump_file: Some("relative/dump.sql.gz".into()), ..args() });
+        assert!(msg.contains("BAK_DB_POSTGRES_DUMP_FILE"), "{msg}");
+    }
+
+    #[test]
+    fn skip_and_database_contradict() {
+        let msg = err_of(&CreateArgs { db_skip: Some("true".into()), ..args() });
+        assert!(msg.contains("BAK_DB_SKIP") && msg.contains("BAK_DB_POSTGRES"), "{msg}");
+        let msg = err_of(&CreateArgs::default());
+        assert!(msg.contains("no database selected"), "{msg}");
+        let s = Settings::from_args(&CreateArgs { db_skip: Some("true".into()), ..Default::default() }, None, 4).unwrap();
+        assert!(s.databases.is_empty());
+    }
+
+    #[test]
+    fn both_engines_can_be_dumped() {
+        let a = CreateArgs { mysql: Some("true".into()), ..args() };
+        let s = Settings::from_args(&a, None, 4).unwrap();
+        assert_eq!(s.databases.len(), 2);
+    }
+
+    #[test]
+    fn time_zone_resolution() {
+        assert_eq!(resolve_tz(None, Some("Europe/Vienna")).unwrap().0, chrono_tz::Europe::Vienna);
+        assert_eq!(resolve_tz(None, Some(":Europe/Vienna")).unwrap().0, chrono_tz::Europe::Vienna);
+        assert_eq!(resolve_tz(Some("America/New_York"), Some("Europe/Vienna")).unwrap().1, "BAK_TZ");
+        assert_eq!(resolve_tz(None, None).unwrap().0, Tz::UTC);
+        let e = resolve_tz(None, Some("CET-1CEST")).unwrap_err().to_string();
+        assert!(e.contains("TZ") && e.contains("CET-1CEST"), "{e}");
+        let e = resolve_tz(Some("Mars/Olympus"), None).unwrap_err().to_string();
+        assert!(e.contains("BAK_TZ"), "{e}");
+    }
+
+    #[test]
+    fn env_redacts_literal_passwords_but_shows_references() {
+        let a = CreateArgs { postgres_password: Some("s3cret".into()), ..args() };
+        let s = Settings::from_args(&a, None, 4).unwrap();
+        let shown: std::collections::HashMap<_, _> = s.described.iter().cloned().collect();
+        assert_eq!(shown["BAK_DB_POSTGRES_PASSWORD"], "<redacted>");
+        assert_eq!(shown["BAK_DB_POSTGRES_USER"], "${POSTGRES_USER}");
+        assert!(!format!("{:?}", s.described).contains("s3cret"));
+    }
+
+    #[test]
+    fn flock_settings() {
+        let a = CreateArgs { flock: Some("true".into()), ..args() };
+        let s = Settings::from_args(&a, None, 8).unwrap();
+        let f = s.flock.unwrap();
+        assert_eq!(f.count, 4);
+        assert_eq!(f.dir, PathBuf::from("/mnt/host-backup-locks"));
+        assert_eq!(f.timeout, Duration::from_secs(3600));
+        let s = Settings::from_args(&CreateArgs { flock: Some("true".into()), ..args() }, None, 1).unwrap();
+        assert_eq!(s.flock.unwrap().count, 1);
+    }
+}
