@@ -1,0 +1,156 @@
+# backup-ns: the atomic, watched dump pipeline shared by the dump scripts (prepended to them).
+#
+# The engine script defines bns_dump_cmd, which must exec the dump tool (writing SQL to stdout),
+# and calls bns_dump TOOL TRAILER. The dump goes through gzip into a private directory beside the
+# dump file; it replaces the previous dump only after it has been verified (gzip integrity and
+# the tool's completion trailer among the last lines), so any failure leaves the previous dump as
+# it was. Watchdogs: backup-ns keeps our stdin open while it waits; if stdin reaches EOF (it died
+# or lost the connection), or TIMEOUT_SECS pass, every process of the pipeline is killed. There
+# is no job control without a terminal, so each process is started as a simple command in the
+# background and tracked by its own PID ($! is the process itself): FIFOs connect them, and
+# watchers without children signal us, which interrupts `wait`.
+
+bns_stage=    # PIDs of the running pipeline stage (killed on abort)
+bns_watch=    # PIDs of the watchdog processes (killed when we are done)
+bns_why=      # why the dump was aborted; empty while all is well
+bns_work=     # our private directory beside the dump file
+
+# bns_abort REASON: remember the first reason and kill the running stage.
+bns_abort() {
+	[ -n "$bns_why" ] || bns_why=$1
+	[ -z "$bns_stage" ] || kill $bns_stage 2>/dev/null
+}
+
+# bns_cleanup: stop the watchdogs and the pipeline, wait for them, remove the private directory
+# (and with it the temporary dump). Runs on every exit.
+bns_cleanup() {
+	trap '' USR1 USR2
+	bns_all="$bns_stage $bns_watch"
+	bns_stage= bns_watch=
+	if [ -n "${bns_all# }" ]; then
+		kill $bns_all 2>/dev/null
+		wait $bns_all 2>/dev/null
+	fi
+	[ -z "$bns_work" ] || rm -rf -- "$bns_work"
+	bns_work=
+}
+
+# bns_wait PID: wait for PID and set bns_st to its exit status. A signal that aborts the dump
+# interrupts `wait` (the process has been sent SIGTERM by then): wait for it once more. The
+# shell's own "Terminated" notice goes to /dev/null: the final stderr line says what happened.
+bns_wait() {
+	wait "$1" 2>/dev/null
+	bns_st=$?
+	if [ -n "$bns_why" ]; then
+		wait "$1" 2>/dev/null
+		bns_st=$?
+	fi
+}
+
+# bns_gone: fail if the dump has been aborted.
+bns_gone() {
+	[ -z "$bns_why" ] || bns_die "$bns_why; the previous dump is left untouched"
+}
+
+# bns_dump TOOL TRAILER: dump with bns_dump_cmd (TOOL names it in messages) into
+# $bns_file, whose decompressed content must have a line starting with TRAILER near its end.
+# Needs bns_file and bns_timeout. Prints bytes=N (the size of the new dump).
+bns_dump() {
+	bns_dirname "$bns_file"
+	[ -d "$bns_dir" ] || bns_die "dump directory $bns_dir does not exist"
+	[ ! -d "$bns_file" ] || bns_die "dump file $bns_file is a directory"
+	umask 077
+
+	trap 'bns_cleanup' EXIT
+	trap 'bns_abort "stdin closed before the dump finished (backup-ns gone?)"' USR1
+	trap 'bns_abort "timed out after ${bns_timeout}s"' USR2
+	trap 'bns_abort "terminated by a signal"' HUP INT TERM
+
+	mkdir -- "$bns_dir/.$bns_base.tmp.$$" 2>/dev/null ||
+		bns_die "cannot create a temporary directory in $bns_dir (read-only, or $bns_dir/.$bns_base.tmp.$$ left over?)"
+	bns_work=$bns_dir/.$bns_base.tmp.$$
+	bns_fifo=$bns_work/pipe
+	bns_tmp=$bns_work/$bns_base
+	mkfifo -- "$bns_fifo" || bns_die "mkfifo failed in $bns_dir"
+
+	# Watchdog 1: stdin. Background commands get /dev/null as stdin, so read a copy of fd 0.
+	exec 3<&0
+	(
+		while IFS= read -r bns_x; do :; done <&3
+		kill -USR1 $$
+	) &
+	bns_watch=$!
+	exec 3<&-
+	# Watchdog 2: the timer. sleep holds a FIFO open; the watcher reads it and sees EOF when sleep
+	# ends. Neither has children, so killing both by PID leaves nothing behind.
+	if [ "$bns_timeout" -gt 0 ]; then
+		mkfifo -- "$bns_work/timer" || bns_die "mkfifo failed in $bns_dir"
+		(
+			read -r bns_x <"$bns_work/timer"
+			kill -USR2 $$
+		) &
+		bns_watch="$bns_watch $!"
+		sleep "$bns_timeout" >"$bns_work/timer" &
+		bns_watch="$bns_watch $!"
+	fi
+
+	# The pipeline: TOOL > FIFO, gzip < FIFO > temporary file.
+	gzip -c <"$bns_fifo" >"$bns_tmp" &
+	bns_gz=$!
+	bns_stage=$bns_gz
+	bns_dump_cmd >"$bns_fifo" &
+	bns_dp=$!
+	bns_stage="$bns_stage $bns_dp"
+	bns_wait "$bns_dp"
+	bns_dump_st=$bns_st
+	bns_wait "$bns_gz"
+	bns_gz_st=$bns_st
+	bns_stage=
+	bns_gone
+	# gzip first: when it fails, the tool fails too (broken pipe).
+	[ "$bns_gz_st" -eq 0 ] ||
+		bns_die "gzip failed writing $bns_tmp (exit status $bns_gz_st; disk full?); the previous dump is left untouched"
+	[ "$bns_dump_st" -eq 0 ] ||
+		bns_die "$1 failed (exit status $bns_dump_st); the previous dump is left untouched"
+
+	# Verify: one decompression pass proves the gzip stream; its last lines hold the trailer.
+	[ -s "$bns_tmp" ] || bns_die "the new dump is empty; the previous dump is left untouched"
+	gzip -cd <"$bns_tmp" >"$bns_fifo" &
+	bns_gz=$!
+	bns_stage=$bns_gz
+	tail -n 8 <"$bns_fifo" >"$bns_work/tail" &
+	bns_tl=$!
+	bns_stage="$bns_stage $bns_tl"
+	bns_wait "$bns_gz"
+	bns_gz_st=$bns_st
+	bns_wait "$bns_tl"
+	bns_tl_st=$bns_st
+	bns_stage=
+	bns_gone
+	[ "$bns_gz_st" -eq 0 ] ||
+		bns_die "the new dump is not a valid gzip file (gzip -d exit status $bns_gz_st); the previous dump is left untouched"
+	[ "$bns_tl_st" -eq 0 ] ||
+		bns_die "cannot read the end of the new dump (tail exit status $bns_tl_st); the previous dump is left untouched"
+	bns_complete=
+	while IFS= read -r bns_x; do
+		case $bns_x in
+		"$2"*) bns_complete=yes ;;
+		esac
+	done <"$bns_work/tail"
+	[ -n "$bns_complete" ] ||
+		bns_die "the new dump lacks \"$2\" at its end (incomplete); the previous dump is left untouched"
+
+	# Commit: from here on, the new dump replaces the previous one whatever happens.
+	trap '' USR1 USR2 HUP INT TERM
+	bns_gone
+	if command -v sync >/dev/null 2>&1; then
+		sync -- "$bns_tmp" 2>/dev/null || sync
+	fi
+	mv -f -- "$bns_tmp" "$bns_file" || bns_die "cannot rename the new dump to $bns_file"
+	if command -v sync >/dev/null 2>&1; then
+		sync -- "$bns_file" "$bns_dir" 2>/dev/null || sync
+	fi
+	bns_size "$bns_file" || bns_die "cannot read the size of $bns_file"
+	bns_cleanup
+	printf 'bytes=%s\n' "$bns_bytes"
+}
