@@ -5,6 +5,7 @@
 //! "now" as a parameter; commands on top gather → plan → apply through the kube client.
 
 pub mod cli;
+pub mod commands;
 pub mod db;
 pub mod exec;
 pub mod exit;
@@ -12,7 +13,9 @@ pub mod labels;
 pub mod lease;
 pub mod lock;
 pub mod naming;
+pub mod settings;
 pub mod snapshot;
+pub mod workload;
 
 pub use exit::ExitStatus;
 

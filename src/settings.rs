@@ -18,9 +18,6 @@ use crate::labels::{self, Retain, VsType};
 use crate::naming::{self, Template};
 use crate::{Error, Result};
 
-/// Default name template of the original.
-pub const DEFAULT_NAME_TEMPLATE: &str = "{{ .pvcName }}-{{ .timestamp }}-{{ .rand }}";
-
 /// A workload to exec into: `deployment/NAME`, `statefulset/NAME` or `pod/NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecResource {
@@ -341,7 +338,7 @@ impl Settings {
         d.push(("BAK_LABEL_VS_RETAIN_DAYS", retain_days.to_string()));
 
         let tmpl_raw = Raw::new("BAK_VS_NAME_TEMPLATE", "--name-template", &a.name_template);
-        let name_template = naming::parse_template(&tmpl_raw.string_or(DEFAULT_NAME_TEMPLATE))?;
+        let name_template = naming::parse_template(&tmpl_raw.string_or(naming::DEFAULT_TEMPLATE))?;
         d.push(("BAK_VS_NAME_TEMPLATE", name_template.as_str().to_string()));
 
         let class_raw = Raw::new("BAK_VS_CLASS_NAME", "--class", &a.vs_class);
@@ -496,7 +493,7 @@ impl Settings {
         d.push(("BAK_DB_POSTGRES_USER", show_ref("USER", &target.user)));
         d.push(("BAK_DB_POSTGRES_PASSWORD", show_ref("PASSWORD", &target.password)));
         d.push(("BAK_DB_POSTGRES_DB", show_ref("DB", &target.database)));
-        Ok(DbJob { target, exec_resource, container })
+        db_check(target, exec_resource, container, "BAK_DB_POSTGRES_*")
     }
 
     fn mysql_job(a: &CreateArgs, d: &mut Vec<(&'static str, String)>) -> Result<DbJob> {
@@ -541,8 +538,14 @@ impl Settings {
         d.push(("BAK_DB_MYSQL_PASSWORD", show_ref("PASSWORD", &target.password)));
         d.push(("BAK_DB_MYSQL_DB", show_ref("DB", &target.database)));
         d.push(("BAK_DB_MYSQL_DEFAULT_CHARACTER_SET", target.default_character_set.clone()));
-        Ok(DbJob { target, exec_resource, container })
+        db_check(target, exec_resource, container, "BAK_DB_MYSQL_*")
     }
+}
+
+/// The script builders' own validation, as a configuration error.
+fn db_check(target: DbTarget, exec_resource: ExecResource, container: String, vars: &str) -> Result<DbJob> {
+    crate::db::validate(&target).map_err(|reason| Error::config(vars, "", reason))?;
+    Ok(DbJob { target, exec_resource, container })
 }
 
 #[cfg(test)]

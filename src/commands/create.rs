@@ -71,6 +71,8 @@ pub struct CreateReport {
     /// Seconds per phase, in the order they ran.
     pub phases: Vec<(String, f64)>,
     pub lock_slot: Option<u32>,
+    #[serde(skip)]
+    pub pvc_uid: Option<String>,
     /// The VolumeSnapshot that would be created (dry run only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_snapshot: Option<serde_json::Value>,
@@ -152,7 +154,57 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
     if let Some(l) = held {
         l.release().await;
     }
+    if !s.dry_run {
+        record_event(ctx, report, &result).await;
+    }
     result
+}
+
+/// An Event on the PVC, so `kubectl describe pvc` shows the last backups and their outcome.
+/// Best effort: a failure to record it is logged, never fails the run.
+async fn record_event(ctx: &CreateContext, report: &CreateReport, result: &Result<()>) {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+    let ns = ctx.namespace.as_str();
+    let pvc = &ctx.settings.pvc;
+    let snapshot = report.snapshot.as_deref().unwrap_or("-");
+    let (type_, reason, message) = match result {
+        Ok(()) => ("Normal", "BackupSucceeded", format!("volumesnapshot {snapshot} created{}", if report.ready { " and ready" } else { "" })),
+        Err(e) => ("Warning", "BackupFailed", format!("backup of PVC {pvc} failed: {e}")),
+    };
+    let now = jiff::Timestamp::now();
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{pvc}.{:x}", now.as_nanosecond())),
+            namespace: Some(ns.to_string()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("PersistentVolumeClaim".into()),
+            name: Some(pvc.clone()),
+            namespace: Some(ns.to_string()),
+            uid: report.pvc_uid.clone(),
+            ..Default::default()
+        },
+        reason: Some(reason.into()),
+        // The API server limits an Event message to 1 KiB.
+        message: Some(message.chars().take(1000).collect()),
+        type_: Some(type_.into()),
+        count: Some(1),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        event_time: Some(MicroTime(now)),
+        action: Some("Backup".into()),
+        reporting_component: Some("backup-ns".into()),
+        reporting_instance: Some(ctx.holder.chars().take(128).collect()),
+        source: Some(EventSource { component: Some("backup-ns".into()), host: None }),
+        ..Default::default()
+    };
+    let api: Api<Event> = Api::namespaced(ctx.client.clone(), ns);
+    if let Err(e) = api.create(&PostParams::default(), &event).await {
+        tracing::warn!("could not record an event on persistentvolumeclaim {ns}/{pvc}: {e}");
+    }
 }
 
 async fn run_locked(
@@ -168,7 +220,7 @@ async fn run_locked(
 
     // 3. The PVC exists and is Bound.
     let t = Instant::now();
-    check_pvc(&ctx.client, ns, &s.pvc).await?;
+    report.pvc_uid = check_pvc(&ctx.client, ns, &s.pvc).await?;
 
     // 4. Exec targets.
     let mut resolved = Vec::new();
@@ -278,7 +330,8 @@ fn describe(labels: &BTreeMap<String, String>) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
-async fn check_pvc(client: &kube::Client, ns: &str, pvc: &str) -> Result<()> {
+/// Checks the PVC is there and Bound; returns its uid (for the Event).
+async fn check_pvc(client: &kube::Client, ns: &str, pvc: &str) -> Result<Option<String>> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     let found = api.get_opt(pvc).await.map_err(|e| Error::kube(format!("get persistentvolumeclaim {ns}/{pvc}"), e))?;
     let Some(found) = found else {
@@ -287,11 +340,11 @@ async fn check_pvc(client: &kube::Client, ns: &str, pvc: &str) -> Result<()> {
     if found.metadata.deletion_timestamp.is_some() {
         return Err(Error::Precondition(format!("persistentvolumeclaim {ns}/{pvc} is being deleted")));
     }
-    let phase = found.status.and_then(|s| s.phase).unwrap_or_else(|| "Unknown".into());
+    let phase = found.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into());
     if phase != "Bound" {
         return Err(Error::Precondition(format!("persistentvolumeclaim {ns}/{pvc} is {phase}, not Bound")));
     }
-    Ok(())
+    Ok(found.metadata.uid)
 }
 
 fn script_request<'a>(r: &'a Resolved<'a>, script: db::Script, hold_stdin: bool, timeout: Duration, what: &'a str) -> ExecRequest<'a> {
