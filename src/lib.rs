@@ -13,6 +13,7 @@ pub mod labels;
 pub mod lease;
 pub mod lock;
 pub mod naming;
+pub mod retention;
 pub mod settings;
 pub mod snapshot;
 pub mod workload;
