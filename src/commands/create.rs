@@ -22,7 +22,8 @@ use crate::labels::{self, ExistingSnapshot, LabelInput, Retain};
 use crate::naming::NameInput;
 use crate::settings::{DbJob, Settings};
 use crate::snapshot::{Readiness, VolumeSnapshot};
-use crate::{lease, lock, workload, Error, Result};
+use crate::cli::OutputFormat;
+use crate::{lease, lock, workload, Error, ExitStatus, Result};
 
 /// Timeout of the quick in-pod scripts (checks, free space).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -483,6 +484,70 @@ async fn mark_failed(api: &Api<VolumeSnapshot>, name: &str, now: DateTime<Tz>) -
         Err(e) => {
             tracing::error!("could not mark failed volumesnapshot {name} for deletion: {e}");
             false
+        }
+    }
+}
+
+/// The `create` command: settings → client → run → result on stdout → exit status.
+pub async fn main(args: &crate::cli::CreateArgs, output: OutputFormat) -> ExitStatus {
+    let settings = match super::settings_from(args) {
+        Ok(s) => s,
+        Err(e) => return super::report_error(&e),
+    };
+    // The one clock reading of this run: it names the snapshot and dates every label.
+    let now = chrono::Utc::now().with_timezone(&settings.tz);
+    tracing::info!(time_zone = settings.tz.name(), source = settings.tz_source, "backup at {}", now.to_rfc3339());
+    let (client, namespace) = match super::client(settings.namespace.as_deref()).await {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitStatus::Failure;
+        }
+    };
+    let mut rng = rand::rng();
+    let rand = crate::naming::random_suffix(&mut rng);
+    let identity = settings
+        .pod_label
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "backup-ns".into());
+    let holder = format!("{identity}/{}-{:04x}", std::process::id(), rand::Rng::random::<u16>(&mut rng));
+    let ctx = CreateContext { client, namespace, settings, now, env: std::env::vars().collect(), rand, holder };
+    let mut report = CreateReport::default();
+    let result = run(&ctx, &mut report).await;
+    let status = match &result {
+        Ok(()) => ExitStatus::Success,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            super::report_error(e)
+        }
+    };
+    print_report(&report, output);
+    status
+}
+
+fn print_report(report: &CreateReport, output: OutputFormat) {
+    match output {
+        OutputFormat::Json => match serde_json::to_string_pretty(report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => tracing::error!("cannot render the result: {e}"),
+        },
+        OutputFormat::Text => {
+            if let Some(vs) = &report.volume_snapshot {
+                println!("{}", serde_json::to_string_pretty(vs).unwrap_or_default());
+            }
+            if let Some(name) = &report.snapshot {
+                let state = match (&report.error, report.dry_run, report.ready) {
+                    (Some(_), _, _) => "FAILED",
+                    (None, true, _) => "dry run, not created",
+                    (None, false, true) => "ready",
+                    (None, false, false) => "created",
+                };
+                println!("volumesnapshot/{name} in namespace {} ({state})", report.namespace);
+                for (k, v) in &report.labels {
+                    println!("  {k}={v}");
+                }
+            }
         }
     }
 }
