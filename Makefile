@@ -23,8 +23,8 @@ lint: ## rustfmt check + clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Orchestration overhead of create vs. the bare dump script, and peak RSS
-	$(CARGO) bench --locked --bench create
+bench: ## Benchmarks: create overhead vs. the bare dump script (and peak RSS); retention at 10,000 snapshots
+	$(CARGO) bench --locked
 
 demo: ## A whole create against the local API emulation with a throwaway PostgreSQL
 	$(CARGO) run --locked --example demo
