@@ -1,1 +1,382 @@
-//! The local Kubernetes API emulation. PLACEHOLDER.
+//! A local emulation of the Kubernetes API for backup-ns's tests: a real HTTP/1.1 server on
+//! 127.0.0.1 that kube-rs reaches through an ordinary kubeconfig. It keeps objects in memory,
+//! answers like the apiserver (status codes, `Status` bodies, resourceVersions, selectors,
+//! pagination, patches, preconditions), runs `pods/exec` commands as local child processes over
+//! the real WebSocket protocol, plays the CSI snapshot controller, injects faults on request and
+//! logs every call. Anything it does not implement is answered with an error *and* recorded:
+//! [`Emu::assert_no_unexpected`] fails the test, and so does dropping the handle (unless the
+//! thread is already panicking), so a test cannot pass by accident on an unemulated call.
+//!
+//! The server runs on its own thread and tokio runtime, so it keeps serving while the test
+//! blocks or awaits a child process (e.g. the `backup-ns` binary pointed at
+//! [`Emu::write_kubeconfig`]); dropping the handle stops it.
+//!
+//! ```ignore
+//! let emu = Emu::start().await;
+//! emu.create(fixtures::pvc("app", "data", true));
+//! let client = emu.client().await;
+//! // … exercise backup-ns …
+//! assert_eq!(emu.count(Verb::Create, "volumesnapshots"), 1);
+//! emu.assert_no_unexpected();
+//! ```
+//!
+//! Not emulated (recorded as unexpected): watch, server-side apply, deletecollection, discovery,
+//! subresources other than `status` and `pods/exec`. Simplifications: deletion is immediate (no
+//! finalizers, no grace period, no garbage collection), namespaces need not exist, a `continue`
+//! token resumes after the last key rather than from a snapshot of the store.
+
+mod api_error;
+mod controller;
+mod exec;
+mod faults;
+pub mod fixtures;
+mod log;
+mod patch;
+mod resources;
+mod router;
+mod selectors;
+mod server;
+mod store;
+mod validation;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+pub use api_error::ApiError;
+pub use controller::{Snapshots, DEFAULT_DRIVER};
+pub use exec::ExecEnv;
+pub use faults::Fault;
+pub use log::{ExecCall, RequestRecord, Unexpected, Verb};
+
+use resources::ResourceType;
+use store::{Origin, Preconditions, Scope, Store};
+
+/// Locks a mutex, ignoring poisoning (a panicking test must not hide the next one's results).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// State shared by the server, the controller and the handle.
+struct Shared {
+    store: Mutex<Store>,
+    log: Mutex<log::Log>,
+    faults: Mutex<faults::Faults>,
+    exec_envs: Mutex<HashMap<(String, String), ExecEnv>>,
+    snapshots: Mutex<controller::Settings>,
+    controller: mpsc::UnboundedSender<controller::Work>,
+}
+
+impl Shared {
+    /// Creates an object and lets the snapshot controller see it.
+    fn create_object(
+        &self,
+        rt: &ResourceType,
+        obj: Value,
+        ns: Option<&str>,
+        origin: Origin,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let obj = lock(&self.store).create(rt, obj, ns, origin, dry_run)?;
+        if !dry_run {
+            controller::created(self, rt, &obj);
+        }
+        Ok(obj)
+    }
+
+    /// Deletes an object, and a snapshot's content when its deletion policy says so.
+    fn delete_object(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        pre: &Preconditions,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let mut store = lock(&self.store);
+        let obj = store.delete(rt, ns, name, pre, dry_run)?;
+        if !dry_run {
+            controller::deleted(&mut store, rt, &obj);
+        }
+        Ok(obj)
+    }
+}
+
+/// Options of the emulation, set before it starts.
+pub struct EmuBuilder {
+    snapshot_ready_after: Duration,
+}
+
+impl EmuBuilder {
+    /// How long a new VolumeSnapshot takes to become ready (default 200 ms).
+    pub fn snapshot_ready_after(mut self, d: Duration) -> Self {
+        self.snapshot_ready_after = d;
+        self
+    }
+
+    /// Binds 127.0.0.1 on a random port and starts serving on a thread of its own.
+    pub async fn start(self) -> Emu {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let addr = listener.local_addr().expect("listener address");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            store: Mutex::default(),
+            log: Mutex::default(),
+            faults: Mutex::default(),
+            exec_envs: Mutex::default(),
+            snapshots: Mutex::new(controller::Settings::new(self.snapshot_ready_after)),
+            controller: tx,
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("kube-emu".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("kube-emu")
+                    .enable_all()
+                    .build()
+                    .expect("emulation runtime");
+                runtime.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                    tokio::spawn(controller::run(server_shared.clone(), rx));
+                    tokio::select! {
+                        _ = server::serve(listener, server_shared) => {}
+                        _ = stopped => {}
+                    }
+                });
+            })
+            .expect("spawn the emulation thread");
+        Emu {
+            shared,
+            addr,
+            stop: Some(stop),
+        }
+    }
+}
+
+/// The running emulation. Dropping it stops the server (and panics if unexpected requests
+/// were recorded and not taken with [`Emu::take_unexpected`]).
+pub struct Emu {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+fn resource(api_version: &str, plural: &str) -> &'static ResourceType {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    ResourceType::find(group, version, plural)
+        .unwrap_or_else(|| panic!("the emulation has no resource {plural} in {api_version}"))
+}
+
+impl Emu {
+    pub fn builder() -> EmuBuilder {
+        EmuBuilder {
+            snapshot_ready_after: Duration::from_millis(200),
+        }
+    }
+
+    /// Starts with the defaults.
+    pub async fn start() -> Emu {
+        Self::builder().start().await
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig with one context `emu` (namespace `default`, no credentials).
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: emu\n  cluster:\n    server: {}\ncontexts:\n- name: emu\n  context:\n    cluster: emu\n    namespace: default\n    user: emu\ncurrent-context: emu\nusers:\n- name: emu\n  user: {{}}\npreferences: {{}}\n",
+            self.url()
+        )
+    }
+
+    /// Writes [`Emu::kubeconfig_yaml`] to `dir/kubeconfig` and returns that path.
+    pub fn write_kubeconfig(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, self.kubeconfig_yaml())?;
+        Ok(path)
+    }
+
+    /// A kube client configured from the kubeconfig, as backup-ns would build one.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
+            .expect("emulation kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("kube config from the emulation kubeconfig");
+        kube::Client::try_from(config).expect("kube client")
+    }
+
+    /// Seeds an object (`apiVersion`, `kind`, `metadata.namespace` for namespaced kinds) as
+    /// given, status included; no faults, not logged. Snapshots without status are picked up
+    /// by the snapshot controller.
+    pub fn try_create(&self, obj: Value) -> Result<Value, ApiError> {
+        let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        let rt = ResourceType::for_object(api_version, kind).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "the emulation has no kind {kind} in {api_version:?}"
+            ))
+        })?;
+        self.shared
+            .create_object(rt, obj, None, Origin::Seed, false)
+    }
+
+    /// [`Emu::try_create`], panicking on failure (a broken fixture).
+    pub fn create(&self, obj: Value) -> Value {
+        let what = format!(
+            "{}/{}",
+            obj["kind"].as_str().unwrap_or("?"),
+            obj["metadata"]["name"].as_str().unwrap_or("?")
+        );
+        self.try_create(obj)
+            .unwrap_or_else(|e| panic!("seeding {what}: {e}"))
+    }
+
+    /// Replaces an existing object wholesale (status included, `resourceVersion` bumped), e.g.
+    /// to make a pod unready in the middle of a test. Panics when it does not exist.
+    pub fn replace(&self, mut obj: Value) -> Value {
+        let rt = ResourceType::for_object(
+            obj["apiVersion"].as_str().unwrap_or_default(),
+            obj["kind"].as_str().unwrap_or_default(),
+        )
+        .unwrap_or_else(|| panic!("the emulation has no kind for {obj}"));
+        let meta = &obj["metadata"];
+        let ns = meta["namespace"].as_str().map(str::to_string);
+        let name = meta["name"].as_str().unwrap_or_default().to_string();
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        lock(&self.shared.store)
+            .update(rt, ns.as_deref(), &name, obj, Scope::Whole, false)
+            .unwrap_or_else(|e| panic!("replacing {name}: {e}"))
+    }
+
+    /// One object, e.g. `get("snapshot.storage.k8s.io/v1", "volumesnapshots", Some("ns"), "x")`.
+    pub fn get(
+        &self,
+        api_version: &str,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        lock(&self.shared.store)
+            .get(resource(api_version, plural), ns, name)
+            .cloned()
+    }
+
+    /// All objects of a resource (`volumesnapshots` or `events.events.k8s.io`), in one namespace
+    /// or all, ordered by namespace/name.
+    pub fn list(&self, resource: &str, ns: Option<&str>) -> Vec<Value> {
+        let rt = ResourceType::by_name(resource)
+            .unwrap_or_else(|| panic!("the emulation has no resource {resource}"));
+        lock(&self.shared.store)
+            .list(rt, ns, None)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Deletes an object as a cluster actor would (a snapshot takes a `Delete`-policy content
+    /// along). Returns it, `None` when it did not exist.
+    pub fn delete(
+        &self,
+        api_version: &str,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        self.shared
+            .delete_object(
+                resource(api_version, plural),
+                ns,
+                name,
+                &Preconditions::default(),
+                false,
+            )
+            .ok()
+    }
+
+    /// How `pods/exec` runs commands for this pod.
+    pub fn set_pod_exec(&self, ns: &str, pod: &str, env: ExecEnv) {
+        lock(&self.shared.exec_envs).insert((ns.to_string(), pod.to_string()), env);
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.shared.faults).push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// The snapshot controller's knobs.
+    pub fn snapshots(&self) -> Snapshots<'_> {
+        Snapshots(&self.shared)
+    }
+
+    /// Every request so far, in arrival order of their responses.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared.log).requests.clone()
+    }
+
+    /// How many requests had this verb on this resource plural (subresources included, e.g.
+    /// `count(Verb::Exec, "pods")`, `count(Verb::Patch, "volumesnapshots")` counts `/status`).
+    pub fn count(&self, verb: Verb, resource: &str) -> usize {
+        lock(&self.shared.log)
+            .requests
+            .iter()
+            .filter(|r| r.verb == verb && r.resource == Some(resource))
+            .count()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.shared.log).requests.clear();
+    }
+
+    /// Removes and returns the unexpected requests (for tests that provoke them).
+    pub fn take_unexpected(&self) -> Vec<Unexpected> {
+        std::mem::take(&mut lock(&self.shared.log).unexpected)
+    }
+
+    /// Panics listing every request the emulation could not serve.
+    pub fn assert_no_unexpected(&self) {
+        let unexpected = self.take_unexpected();
+        if !unexpected.is_empty() {
+            let list: Vec<String> = unexpected.iter().map(|u| format!("  {u}")).collect();
+            panic!(
+                "the API emulation got {} unexpected request(s):\n{}",
+                list.len(),
+                list.join("\n")
+            );
+        }
+    }
+}
+
+impl Drop for Emu {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if !std::thread::panicking() {
+            self.assert_no_unexpected();
+        }
+    }
+}

@@ -8,3 +8,4 @@ mod emu;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
 mod support;
+mod emu_tests;

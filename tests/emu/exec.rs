@@ -1,0 +1,419 @@
+//! `pods/exec` over WebSocket, as the apiserver speaks it to kube-rs: the `v5.channel.k8s.io` and
+//! `v4.channel.k8s.io` subprotocols (kube offers both, v5 first; v5 adds the client's stdin close
+//! signal on channel 255), one-byte channel prefixes, and the exit status as a JSON `Status` on
+//! channel 3. The command runs on this machine as a child process in a per-pod working
+//! directory, with the pod spec's literal env, so in-pod scripts are exercised for real: output
+//! streams as it comes, and a client that goes away closes the child's stdin (never kills it).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{ChildStdin, Command};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::api_error::ApiError;
+use super::log::ExecCall;
+use super::resources::ResourceType;
+use super::router::{error_response, Handled, Query};
+use super::{lock, Shared};
+
+const STDIN: u8 = 0;
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+const ERROR: u8 = 3;
+const CLOSE: u8 = 255;
+
+/// How exec children of one pod run on this machine (`Emu::set_pod_exec`).
+#[derive(Clone, Debug, Default)]
+pub struct ExecEnv {
+    /// Working directory; the emulation's own cwd when `None`.
+    pub cwd: Option<PathBuf>,
+    /// `PATH` for the child; the host's `PATH` when `None`.
+    pub path: Option<String>,
+    /// Run the child as this uid/gid (e.g. not as root, for PostgreSQL tools).
+    pub uid_gid: Option<(u32, u32)>,
+    /// Extra environment, after the pod spec's.
+    pub extra_env: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Protocol {
+    V4,
+    V5,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::V4 => "v4.channel.k8s.io",
+            Protocol::V5 => "v5.channel.k8s.io",
+        }
+    }
+
+    /// The first protocol in the client's list that we speak, as the apiserver chooses.
+    fn negotiate(offered: &str) -> Option<Self> {
+        offered.split(',').map(str::trim).find_map(|p| match p {
+            "v5.channel.k8s.io" => Some(Protocol::V5),
+            "v4.channel.k8s.io" => Some(Protocol::V4),
+            _ => None,
+        })
+    }
+}
+
+/// Everything the session needs once upgraded.
+struct Session {
+    protocol: Protocol,
+    argv: Vec<String>,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    env: Vec<(String, String)>,
+    exec_env: ExecEnv,
+}
+
+fn header<'a>(req: &'a Request<Incoming>, name: http::header::HeaderName) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn fail(e: ApiError, exec: Option<ExecCall>) -> Handled {
+    Handled {
+        exec,
+        ..Handled::ok(error_response(&e))
+    }
+}
+
+/// The env of a container: `PATH`, `HOSTNAME`, the spec's literal `env` values, then extras.
+fn environment(container: &Value, name: &str, exec_env: &ExecEnv) -> Vec<(String, String)> {
+    let path = exec_env
+        .path
+        .clone()
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let mut env = vec![
+        ("PATH".to_string(), path),
+        ("HOSTNAME".to_string(), name.to_string()),
+    ];
+    let literal = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str().unwrap_or_default().to_string(),
+            ))
+            .filter(|_| e.get("valueFrom").is_none())
+        });
+    env.extend(literal);
+    env.extend(exec_env.extra_env.iter().cloned());
+    env
+}
+
+/// Checks the request like the apiserver does before upgrading, then upgrades and spawns the
+/// session.
+pub async fn handle(
+    shared: &Arc<Shared>,
+    mut req: Request<Incoming>,
+    ns: &str,
+    pod_name: &str,
+    q: &Query,
+) -> Handled {
+    let pods = ResourceType::find("", "v1", "pods").expect("pods in the table");
+    let Some(pod) = lock(&shared.store).get(pods, Some(ns), pod_name).cloned() else {
+        return fail(ApiError::not_found(pods, pod_name), None);
+    };
+    let containers: Vec<&Value> = pod["spec"]["containers"]
+        .as_array()
+        .map(|c| c.iter().collect())
+        .unwrap_or_default();
+    let names: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let container = match (q.get("container"), names.as_slice()) {
+        (Some(c), _) if !c.is_empty() => c.to_string(),
+        (_, [only]) => only.to_string(),
+        _ => {
+            let message = format!(
+                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+                names.join(" ")
+            );
+            return fail(ApiError::bad_request(message), None);
+        }
+    };
+    let Some(spec) = containers.iter().find(|c| c["name"] == container.as_str()) else {
+        return fail(
+            ApiError::bad_request(format!(
+                "container {container} is not valid for pod {pod_name}"
+            )),
+            None,
+        );
+    };
+    if let Some(phase @ ("Succeeded" | "Failed")) = pod["status"]["phase"].as_str() {
+        let message =
+            format!("cannot exec into a container in a completed pod; current phase is {phase}");
+        return fail(ApiError::bad_request(message), None);
+    }
+    let argv = q.all("command");
+    if argv.is_empty() {
+        return fail(
+            ApiError::bad_request("you must specify at least 1 command"),
+            None,
+        );
+    }
+    let call = ExecCall {
+        pod: pod_name.to_string(),
+        container: container.clone(),
+        argv: argv.clone(),
+    };
+    let upgrade =
+        header(&req, http::header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let Some(key) = header(&req, http::header::SEC_WEBSOCKET_KEY).filter(|_| upgrade) else {
+        return fail(
+            ApiError::bad_request("Upgrade request required"),
+            Some(call),
+        );
+    };
+    let offered = header(&req, http::header::SEC_WEBSOCKET_PROTOCOL).unwrap_or_default();
+    let Some(protocol) = Protocol::negotiate(offered) else {
+        let message = format!("requested protocol(s) are not supported: [{offered}]; supports [v5.channel.k8s.io v4.channel.k8s.io]");
+        return Handled {
+            unexpected: Some(format!(
+                "exec without a v4/v5 channel protocol ({offered:?})"
+            )),
+            ..fail(ApiError::bad_request(message), Some(call))
+        };
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let exec_env = lock(&shared.exec_envs)
+        .get(&(ns.to_string(), pod_name.to_string()))
+        .cloned()
+        .unwrap_or_default();
+    let session = Session {
+        protocol,
+        env: environment(spec, pod_name, &exec_env),
+        argv,
+        stdin: q.flag("stdin"),
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        exec_env,
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(run(on_upgrade, session));
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(
+        http::header::UPGRADE,
+        http::HeaderValue::from_static("websocket"),
+    );
+    h.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        http::header::SEC_WEBSOCKET_PROTOCOL,
+        http::HeaderValue::from_static(protocol.name()),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&accept) {
+        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    Handled {
+        exec: Some(call),
+        ..Handled::ok(response)
+    }
+}
+
+type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// The sending half; once the client is gone, frames are dropped (the child's output is still
+/// drained so it never blocks on a full pipe).
+struct Out {
+    sink: SplitSink<Ws, Message>,
+    alive: bool,
+}
+
+impl Out {
+    async fn send(&mut self, frame: Vec<u8>) {
+        if self.alive && self.sink.send(Message::binary(frame)).await.is_err() {
+            self.alive = false;
+        }
+    }
+
+    fn framed(channel: u8, data: &[u8]) -> Vec<u8> {
+        let mut f = Vec::with_capacity(data.len() + 1);
+        f.push(channel);
+        f.extend_from_slice(data);
+        f
+    }
+}
+
+#[derive(Serialize)]
+struct Cause {
+    reason: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Details {
+    causes: Vec<Cause>,
+}
+
+/// The `Status` the kubelet writes on the error channel, field order included.
+#[derive(Serialize)]
+struct ExitStatusBody {
+    metadata: Value,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Details>,
+}
+
+fn exit_code(status: std::io::Result<ExitStatus>) -> i32 {
+    match status {
+        Ok(s) => s
+            .code()
+            .or_else(|| s.signal().map(|sig| 128 + sig))
+            .unwrap_or(1),
+        Err(_) => 1,
+    }
+}
+
+fn status_frame(argv: &[String], code: i32) -> Vec<u8> {
+    let body = if code == 0 {
+        ExitStatusBody {
+            metadata: Value::Object(Default::default()),
+            status: "Success",
+            message: None,
+            reason: None,
+            details: None,
+        }
+    } else {
+        ExitStatusBody {
+            metadata: Value::Object(Default::default()),
+            status: "Failure",
+            message: Some(format!(
+                "command terminated with non-zero exit code: error executing command [{}], exit code {code}",
+                argv.join(" ")
+            )),
+            reason: Some("NonZeroExitCode"),
+            details: Some(Details { causes: vec![Cause { reason: "ExitCode", message: code.to_string() }] }),
+        }
+    };
+    Out::framed(ERROR, &serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// Copies one output pipe into frames until EOF.
+async fn pump(mut pipe: impl AsyncRead + Unpin, channel: u8, tx: mpsc::Sender<Vec<u8>>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+        // The receiver lives until every pump ends; a failed send cannot happen.
+        let _ = tx.send(Out::framed(channel, &buf[..n])).await;
+    }
+}
+
+/// Feeds stdin frames to the child; closes its stdin on the v5 close signal or when the client
+/// closes or drops the connection.
+async fn feed_stdin(
+    mut stream: SplitStream<Ws>,
+    mut stdin: Option<ChildStdin>,
+    protocol: Protocol,
+) {
+    while let Some(Ok(msg)) = stream.next().await {
+        match msg {
+            Message::Binary(b) => match (b.first(), b.get(1)) {
+                (Some(&STDIN), _) => {
+                    if let Some(pipe) = stdin.as_mut() {
+                        if pipe.write_all(&b[1..]).await.is_err() {
+                            stdin = None;
+                        }
+                    }
+                }
+                (Some(&CLOSE), Some(&STDIN)) if protocol == Protocol::V5 => stdin = None,
+                // Resize (4) needs a tty, which the emulation does not give.
+                _ => {}
+            },
+            Message::Close(_) => stdin = None,
+            _ => {}
+        }
+    }
+}
+
+async fn run(on_upgrade: OnUpgrade, s: Session) {
+    let Ok(upgraded) = on_upgrade.await else {
+        return;
+    };
+    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+    let (sink, stream) = ws.split();
+    let mut out = Out { sink, alive: true };
+    let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+    let mut cmd = Command::new(&s.argv[0]);
+    cmd.args(&s.argv[1..])
+        .env_clear()
+        .envs(s.env.iter().map(|(k, v)| (k, v)))
+        .stdin(pipe(s.stdin))
+        .stdout(pipe(s.stdout))
+        .stderr(pipe(s.stderr));
+    if let Some(cwd) = &s.exec_env.cwd {
+        cmd.current_dir(cwd);
+    }
+    if let Some((uid, gid)) = s.exec_env.uid_gid {
+        cmd.uid(uid).gid(gid);
+    }
+    // The apiserver opens each channel with an empty frame (kube-rs skips them).
+    for (on, channel) in [(s.stdout, STDOUT), (s.stderr, STDERR), (true, ERROR)] {
+        if on {
+            out.send(vec![channel]).await;
+        }
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let message = format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: {:?}: {e}: unknown\r\n",
+                s.argv[0]
+            );
+            if s.stderr {
+                out.send(Out::framed(STDERR, message.as_bytes())).await;
+            }
+            out.send(status_frame(&s.argv, 126)).await;
+            let _ = out.sink.close().await;
+            return;
+        }
+    };
+    let stdin_task = tokio::spawn(feed_stdin(stream, child.stdin.take(), s.protocol));
+    let (tx, mut rx) = mpsc::channel(16);
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(pump(stdout, STDOUT, tx.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(pump(stderr, STDERR, tx.clone()));
+    }
+    drop(tx);
+    while let Some(frame) = rx.recv().await {
+        out.send(frame).await;
+    }
+    let code = exit_code(child.wait().await);
+    out.send(status_frame(&s.argv, code)).await;
+    let _ = out.sink.close().await;
+    stdin_task.abort();
+}
