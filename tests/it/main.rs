@@ -9,3 +9,4 @@ mod emu;
 #[allow(dead_code)]
 mod support;
 mod emu_tests;
+mod db_scripts;
