@@ -31,15 +31,41 @@ pub struct GlobalArgs {
     /// Less log output (-q warnings and errors only, -qq errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
-    /// Result format on stdout.
-    #[arg(short = 'o', long, global = true, env = "BAK_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    /// Result format on stdout (`wide` and `yaml` only for `list`).
+    #[arg(short = 'o', long, global = true, env = "BAK_OUTPUT", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `-o` as typed. Every command prints text or JSON; `list` also prints a wide table and YAML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+    Wide,
+    Yaml,
+}
+
+impl Output {
+    /// The format of a command that prints only text or JSON; `wide` and `yaml` are a usage
+    /// error there rather than silently text.
+    pub fn text_or_json(self) -> crate::Result<OutputFormat> {
+        match self {
+            Output::Text => Ok(OutputFormat::Text),
+            Output::Json => Ok(OutputFormat::Json),
+            Output::Wide | Output::Yaml => Err(crate::Error::config(
+                "BAK_OUTPUT (-o)",
+                self.to_possible_value()
+                    .map_or_else(String::new, |v| v.get_name().to_owned()),
+                "only `list` prints wide and yaml; this command prints text or json",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,6 +80,164 @@ pub enum Command {
     Create(Box<CreateArgs>),
     /// Print the effective settings (secrets redacted) and exit.
     Env(Box<CreateArgs>),
+    /// Keep the daily/weekly/monthly labels on the newest N ready snapshots of each PVC and
+    /// remove them from the rest.
+    Retain(RetainArgs),
+    /// Mark snapshots left without a period label for deletion, and delete those whose
+    /// `delete-after` day has passed (freeing their storage).
+    MarkAndDelete(MarkAndDeleteArgs),
+    /// List backup-ns snapshots as a table (or JSON/YAML), by namespace, PVC and time.
+    List(ListArgs),
+    /// Delete one snapshot and the storage behind it.
+    Delete(DeleteArgs),
+    /// Copy each snapshot's backup-ns.sh/* labels and env-config annotation to its bound
+    /// VolumeSnapshotContent (adding, changing and removing).
+    SyncLabels(SyncLabelsArgs),
+    /// The original's controller commands (`controller syncMetadataToVsc` = `sync-labels`).
+    Controller(ControllerArgs),
+}
+
+/// Which namespaces a lifecycle command looks at.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ScopeArgs {
+    /// Only this namespace.
+    #[arg(short = 'n', long, env = "BAK_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Every namespace (wins over -n and BAK_NAMESPACE).
+    #[arg(short = 'A', long, env = "BAK_ALL_NAMESPACES", num_args = 0..=1, default_missing_value = "true")]
+    pub all_namespaces: Option<String>,
+}
+
+/// How the lifecycle commands talk to the API server.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ApiArgs {
+    /// Client-side rate limit: API requests per second (retries included; burst of one
+    /// second's worth).
+    #[arg(long, env = "BAK_API_QPS")]
+    pub qps: Option<String>,
+}
+
+/// `retain`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct RetainArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print the plan (what would be unlabelled, and why); change nothing.
+    #[arg(long, env = "BAK_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: Option<String>,
+    /// Ready snapshots per PVC that keep their daily label.
+    #[arg(long, env = "RETAIN_LAST_DAILY")]
+    pub retain_last_daily: Option<String>,
+    /// Ready snapshots per PVC that keep their weekly label.
+    #[arg(long, env = "RETAIN_LAST_WEEKLY")]
+    pub retain_last_weekly: Option<String>,
+    /// Ready snapshots per PVC that keep their monthly label.
+    #[arg(long, env = "RETAIN_LAST_MONTHLY")]
+    pub retain_last_monthly: Option<String>,
+    /// Time zone of the dates in the plan (IANA name; default: `TZ`, else UTC).
+    #[arg(long = "tz", env = "BAK_TZ")]
+    pub tz: Option<String>,
+}
+
+/// `mark-and-delete`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct MarkAndDeleteArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print the plan (what would be marked, unmarked and deleted, and why); change nothing.
+    #[arg(long, env = "BAK_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: Option<String>,
+    /// Brake: a run that would delete more snapshots than this deletes none and fails.
+    #[arg(long, env = "BAK_MAX_DELETIONS")]
+    pub max_deletions: Option<String>,
+    /// Also delete the newest ready snapshot of a PVC once its delete-after day has passed.
+    #[arg(long, env = "BAK_ALLOW_DELETING_LAST_READY", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_deleting_last_ready: Option<String>,
+    /// Time zone of "today" for marks and the sweep (IANA name; default: `TZ`, else UTC).
+    #[arg(long = "tz", env = "BAK_TZ")]
+    pub tz: Option<String>,
+}
+
+/// `list`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ListArgs {
+    /// Namespace to list (default: the kube context's).
+    #[arg(short = 'n', long, env = "BAK_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// List every namespace (wins over -n and BAK_NAMESPACE).
+    #[arg(short = 'A', long, env = "BAK_ALL_NAMESPACES", num_args = 0..=1, default_missing_value = "true")]
+    pub all_namespaces: Option<String>,
+    /// Only snapshots of this PVC.
+    #[arg(long, env = "BAK_PVC_NAME")]
+    pub pvc: Option<String>,
+    /// Only snapshots with a daily label (the class flags combine with "or").
+    #[arg(long, env = "BAK_LIST_DAILY", num_args = 0..=1, default_missing_value = "true")]
+    pub daily: Option<String>,
+    /// Only snapshots with a weekly label.
+    #[arg(long, env = "BAK_LIST_WEEKLY", num_args = 0..=1, default_missing_value = "true")]
+    pub weekly: Option<String>,
+    /// Only snapshots with a monthly label.
+    #[arg(long, env = "BAK_LIST_MONTHLY", num_args = 0..=1, default_missing_value = "true")]
+    pub monthly: Option<String>,
+    /// Only `type=adhoc` snapshots (with --cronjob: both).
+    #[arg(long, env = "BAK_LIST_ADHOC", num_args = 0..=1, default_missing_value = "true")]
+    pub adhoc: Option<String>,
+    /// Only `type=cronjob` snapshots.
+    #[arg(long, env = "BAK_LIST_CRONJOB", num_args = 0..=1, default_missing_value = "true")]
+    pub cronjob: Option<String>,
+    /// Time zone of the dates shown with -o wide (IANA name; default: `TZ`, else UTC).
+    #[arg(long = "tz", env = "BAK_TZ")]
+    pub tz: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `delete`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct DeleteArgs {
+    /// The VolumeSnapshot to delete.
+    pub name: String,
+    /// Its namespace (default: the kube context's).
+    #[arg(short = 'n', long, env = "BAK_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Do not ask; required when stdin is not a terminal.
+    #[arg(short = 'y', long, env = "BAK_YES", num_args = 0..=1, default_missing_value = "true")]
+    pub yes: Option<String>,
+    /// Show what would be deleted; change nothing.
+    #[arg(long, env = "BAK_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `sync-labels` (and `controller syncMetadataToVsc`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct SyncLabelsArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print the label differences; change nothing.
+    #[arg(long, env = "BAK_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: Option<String>,
+}
+
+/// `controller …`: the original's command names.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    #[command(subcommand)]
+    pub command: ControllerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ControllerCommand {
+    /// Same as `backup-ns sync-labels`.
+    #[command(name = "syncMetadataToVsc")]
+    SyncMetadataToVsc(SyncLabelsArgs),
 }
 
 /// Every setting of `create` (and `env`), each backed by its `BAK_*` variable.
@@ -96,7 +280,10 @@ pub struct CreateArgs {
     #[arg(long = "wait-timeout", env = "BAK_VS_WAIT_UNTIL_READY_TIMEOUT")]
     pub wait_timeout: Option<String>,
     /// Fail when the dump directory's used space is at or above this percentage.
-    #[arg(long = "threshold-space-used-percentage", env = "BAK_THRESHOLD_SPACE_USED_PERCENTAGE")]
+    #[arg(
+        long = "threshold-space-used-percentage",
+        env = "BAK_THRESHOLD_SPACE_USED_PERCENTAGE"
+    )]
     pub threshold_space_used: Option<String>,
     /// Snapshot the volume without dumping a database.
     #[arg(long = "db-skip", env = "BAK_DB_SKIP", num_args = 0..=1, default_missing_value = "true")]
@@ -110,7 +297,10 @@ pub struct CreateArgs {
     pub postgres: Option<String>,
     #[arg(long = "postgres-exec-resource", env = "BAK_DB_POSTGRES_EXEC_RESOURCE")]
     pub postgres_exec_resource: Option<String>,
-    #[arg(long = "postgres-exec-container", env = "BAK_DB_POSTGRES_EXEC_CONTAINER")]
+    #[arg(
+        long = "postgres-exec-container",
+        env = "BAK_DB_POSTGRES_EXEC_CONTAINER"
+    )]
     pub postgres_exec_container: Option<String>,
     #[arg(long = "postgres-dump-file", env = "BAK_DB_POSTGRES_DUMP_FILE")]
     pub postgres_dump_file: Option<String>,
@@ -121,7 +311,11 @@ pub struct CreateArgs {
     #[arg(long = "postgres-user", env = "BAK_DB_POSTGRES_USER")]
     pub postgres_user: Option<String>,
     /// Prefer the variable: a flag shows in the process list.
-    #[arg(long = "postgres-password", env = "BAK_DB_POSTGRES_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long = "postgres-password",
+        env = "BAK_DB_POSTGRES_PASSWORD",
+        hide_env_values = true
+    )]
     pub postgres_password: Option<String>,
     #[arg(long = "postgres-db", env = "BAK_DB_POSTGRES_DB")]
     pub postgres_db: Option<String>,
@@ -142,11 +336,18 @@ pub struct CreateArgs {
     #[arg(long = "mysql-user", env = "BAK_DB_MYSQL_USER")]
     pub mysql_user: Option<String>,
     /// Prefer the variable: a flag shows in the process list.
-    #[arg(long = "mysql-password", env = "BAK_DB_MYSQL_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long = "mysql-password",
+        env = "BAK_DB_MYSQL_PASSWORD",
+        hide_env_values = true
+    )]
     pub mysql_password: Option<String>,
     #[arg(long = "mysql-db", env = "BAK_DB_MYSQL_DB")]
     pub mysql_db: Option<String>,
-    #[arg(long = "mysql-default-character-set", env = "BAK_DB_MYSQL_DEFAULT_CHARACTER_SET")]
+    #[arg(
+        long = "mysql-default-character-set",
+        env = "BAK_DB_MYSQL_DEFAULT_CHARACTER_SET"
+    )]
     pub mysql_default_character_set: Option<String>,
 
     /// Take a node-level lock slot before dumping.

@@ -5,18 +5,44 @@
 
 use anyhow::Context;
 
-use crate::cli::{Command, CreateArgs, GlobalArgs};
+use crate::cli::{Command, ControllerCommand, CreateArgs, GlobalArgs};
 use crate::settings::Settings;
 use crate::{Error, ExitStatus};
 
+pub mod api;
+pub mod apply;
 pub mod create;
+pub mod delete;
 pub mod env;
+pub mod gather;
+pub mod list;
+pub mod mark_and_delete;
+pub mod options;
+pub mod ratelimit;
+pub mod retain;
+pub mod sync_labels;
 
 /// Runs one command to its exit status.
 pub async fn run(command: Command, global: &GlobalArgs) -> ExitStatus {
     match command {
-        Command::Env(args) => env::main(&args, global.output),
-        Command::Create(args) => create::main(&args, global.output).await,
+        Command::Env(args) => match global.output.text_or_json() {
+            Ok(output) => env::main(&args, output),
+            Err(e) => report_error(&e),
+        },
+        Command::Create(args) => match global.output.text_or_json() {
+            Ok(output) => create::main(&args, output).await,
+            Err(e) => report_error(&e),
+        },
+        Command::Retain(args) => retain::main(&args, global.output).await,
+        Command::MarkAndDelete(args) => mark_and_delete::main(&args, global.output).await,
+        Command::List(args) => list::main(&args, global.output).await,
+        Command::Delete(args) => delete::main(&args, global.output).await,
+        Command::SyncLabels(args) => sync_labels::main(&args, global.output).await,
+        Command::Controller(c) => match c.command {
+            ControllerCommand::SyncMetadataToVsc(args) => {
+                sync_labels::main(&args, global.output).await
+            }
+        },
     }
 }
 

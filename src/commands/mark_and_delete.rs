@@ -1,0 +1,170 @@
+//! `backup-ns mark-and-delete`: mark snapshots that no period label keeps any more with
+//! `delete-after=<today>`, and delete those whose `delete-after` day has passed.
+//!
+//! Gather (one paged LIST of `retain`-labelled snapshots; one paged LIST of contents when
+//! bound snapshots are due) → plan ([`plan_mark_and_delete`], pure) → apply: marks and unmarks
+//! as conditional merge patches, then each deletion (content to `deletionPolicy: Delete`
+//! unless it already is, then the snapshot under its uid). The original ran this with fixed
+//! sleeps, aborted on the first error and let one unbound snapshot block every deletion; here
+//! per-item errors are counted and the rest goes on. A plan with more deletions than
+//! `--max-deletions` is *braked*: it is printed, its marks are applied (they only date a later
+//! deletion), nothing is deleted, and the run fails.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+
+use crate::cli::{MarkAndDeleteArgs, OutputFormat};
+use crate::retention::{plan_mark_and_delete, Deletion, LabelChange, SnapshotRecord, SweepPlan};
+use crate::ExitStatus;
+
+use super::api::{self, Requests};
+use super::apply::{Applier, ContentInfo, Contents, RunOutput};
+use super::gather::{self, Scope};
+use super::options::SweepOptions;
+use super::report_error;
+
+pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitStatus {
+    let format = match output.text_or_json() {
+        Ok(f) => f,
+        Err(e) => return report_error(&e),
+    };
+    let opts = match SweepOptions::from_args(args, std::env::var("TZ").ok().as_deref()) {
+        Ok(o) => o,
+        Err(e) => return report_error(&e),
+    };
+    let (client, _) = match api::client().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitStatus::Failure;
+        }
+    };
+    let requests = Requests::new(client, opts.qps);
+    let scope = Scope::from_option(opts.namespace.clone());
+    let now = Utc::now().with_timezone(&opts.tz);
+
+    let (records, pages) = match gather::retained(&requests, &scope).await {
+        Ok(r) => r,
+        Err(e) => return report_error(&e),
+    };
+    tracing::info!(
+        "{} snapshots with a retain label in {scope} ({pages} LIST pages)",
+        records.len()
+    );
+
+    let plan = plan_mark_and_delete(&records, now, &opts.policy);
+    plan.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+    if plan.braked {
+        tracing::error!(
+            "BRAKE: {} deletions planned, more than the maximum of {} (BAK_MAX_DELETIONS, \
+             --max-deletions); nothing is deleted",
+            plan.deletions.len(),
+            opts.policy.max_deletions
+        );
+    }
+    let mut out = RunOutput {
+        command: "mark-and-delete",
+        scope: scope.to_string(),
+        dry_run: opts.dry_run,
+        plan: &plan,
+        result: None,
+    };
+    let braked_status = if plan.braked {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    };
+    if opts.dry_run {
+        match format {
+            OutputFormat::Json => out.print(),
+            OutputFormat::Text => println!("{plan}"),
+        }
+        return braked_status;
+    }
+
+    let mut applier = Applier::new(&requests, &records, format == OutputFormat::Text);
+    let policy = &opts.policy;
+    let replan_label = |group: &[SnapshotRecord], name: &str| -> Option<LabelChange> {
+        let p = plan_mark_and_delete(group, now, policy);
+        p.marks
+            .into_iter()
+            .chain(p.unmarks)
+            .find(|c| c.target.name == name)
+    };
+    for mark in &plan.marks {
+        applier.patch(mark, "mark", &replan_label).await;
+    }
+    for unmark in &plan.unmarks {
+        applier.patch(unmark, "unmark", &replan_label).await;
+    }
+    if plan.braked {
+        if format == OutputFormat::Text {
+            println!("{plan}");
+        }
+    } else if !plan.deletions.is_empty() {
+        let contents = bound_contents(&requests, &plan).await;
+        // The group's own plan may brake; the run's did not, so its deletions stand.
+        let replan_deletion = |group: &[SnapshotRecord], name: &str| -> Option<Deletion> {
+            plan_mark_and_delete(group, now, policy)
+                .deletions
+                .into_iter()
+                .find(|d| d.target.name == name)
+        };
+        for deletion in &plan.deletions {
+            applier.delete(deletion, &contents, &replan_deletion).await;
+        }
+    }
+
+    let report = applier.finish();
+    match format {
+        OutputFormat::Json => {
+            out.result = Some(&report);
+            out.print();
+        }
+        OutputFormat::Text => println!("mark-and-delete: {} snapshots: {report}", records.len()),
+    }
+    if report.failed > 0 {
+        tracing::error!(
+            "mark-and-delete: {} of {} changes and deletions failed",
+            report.failed,
+            plan.marks.len() + plan.unmarks.len() + plan.deletions.len()
+        );
+        return ExitStatus::Failure;
+    }
+    braked_status
+}
+
+/// The contents bound to the planned deletions, from one paged LIST of contents (`None` if it
+/// failed; no request when no due snapshot is bound).
+async fn bound_contents(requests: &Requests, plan: &SweepPlan) -> Contents {
+    let wanted: HashSet<&str> = plan
+        .deletions
+        .iter()
+        .filter_map(|d| d.bound_content.as_deref())
+        .collect();
+    let mut found = HashMap::new();
+    if wanted.is_empty() {
+        return Some(found);
+    }
+    let listed = gather::contents(requests, |c| {
+        if let Some(name) = c.metadata.name.as_deref().filter(|n| wanted.contains(n)) {
+            found.insert(name.to_owned(), ContentInfo::from_content(&c));
+        }
+    })
+    .await;
+    match listed {
+        Ok(pages) => {
+            tracing::info!(
+                "{} of {} bound contents found ({pages} LIST pages)",
+                found.len(),
+                wanted.len()
+            );
+            Some(found)
+        }
+        Err(e) => {
+            tracing::error!("{e}; bound snapshots are not deleted in this run");
+            None
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! Validated options of the lifecycle commands (`retain`, `mark-and-delete`, `list`, `delete`,
+//! `sync-labels`), checked strictly before any request like `create`'s settings: the first
+//! invalid value stops the run with exit code 2 and an error naming the variable, its flag and
+//! the value (the original silently fell back to defaults). Pure: the `TZ` value is passed in.
+
+use chrono_tz::Tz;
+
+use crate::cli::{
+    ApiArgs, DeleteArgs, ListArgs, MarkAndDeleteArgs, RetainArgs, ScopeArgs, SyncLabelsArgs,
+};
+use crate::labels;
+use crate::retention::{
+    Policy, DEFAULT_KEEP_DAILY, DEFAULT_KEEP_MONTHLY, DEFAULT_KEEP_WEEKLY, DEFAULT_MAX_DELETIONS,
+};
+use crate::settings::{parse_bool, resolve_tz};
+use crate::{Error, Result};
+
+use super::api::DEFAULT_QPS;
+
+/// A raw flag/env value with the names its errors use.
+struct Raw<'a> {
+    var: &'static str,
+    flag: &'static str,
+    value: Option<&'a str>,
+}
+
+impl<'a> Raw<'a> {
+    fn new(var: &'static str, flag: &'static str, value: &'a Option<String>) -> Self {
+        Raw {
+            var,
+            flag,
+            value: value.as_deref(),
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("{} ({})", self.var, self.flag)
+    }
+
+    fn err(&self, value: &str, reason: impl Into<String>) -> Error {
+        Error::config(self.name(), value, reason)
+    }
+
+    /// The value; empty counts as unset, as for `create`'s settings.
+    fn get(&self) -> Option<&'a str> {
+        self.value.filter(|v| !v.is_empty())
+    }
+
+    fn bool_or(&self, default: bool) -> Result<bool> {
+        match self.get() {
+            None => Ok(default),
+            Some(v) => parse_bool(v)
+                .ok_or_else(|| self.err(v, "expected a boolean: true or false (also 1/0, t/f)")),
+        }
+    }
+
+    fn count_or(&self, default: usize, max: usize) -> Result<usize> {
+        match self.get() {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n <= max => Ok(n),
+                _ => Err(self.err(v, format!("expected a whole number from 0 to {max}"))),
+            },
+        }
+    }
+
+    fn namespace(&self) -> Result<Option<String>> {
+        let Some(ns) = self.get() else {
+            return Ok(None);
+        };
+        labels::validate_dns1123_label(&self.name(), ns)?;
+        Ok(Some(ns.to_owned()))
+    }
+}
+
+/// Requests per second of the rate limit.
+fn qps(a: &ApiArgs) -> Result<f64> {
+    let raw = Raw::new("BAK_API_QPS", "--qps", &a.qps);
+    let Some(v) = raw.get() else {
+        return Ok(DEFAULT_QPS);
+    };
+    match v.trim().parse::<f64>() {
+        Ok(q) if (0.1..=1_000_000.0).contains(&q) => Ok(q),
+        _ => Err(raw.err(
+            v,
+            "expected requests per second from 0.1 to 1000000, e.g. 20",
+        )),
+    }
+}
+
+/// The namespace to work in; `None`: all namespaces.
+fn scope(a: &ScopeArgs) -> Result<Option<String>> {
+    let all =
+        Raw::new("BAK_ALL_NAMESPACES", "--all-namespaces", &a.all_namespaces).bool_or(false)?;
+    let namespace = Raw::new("BAK_NAMESPACE", "--namespace", &a.namespace).namespace()?;
+    Ok(if all { None } else { namespace })
+}
+
+fn dry_run(value: &Option<String>) -> Result<bool> {
+    Raw::new("BAK_DRY_RUN", "--dry-run", value).bool_or(false)
+}
+
+/// The time zone of dates, from `--tz`/`BAK_TZ`, else `TZ`, else UTC.
+fn tz(value: &Option<String>, tz_env: Option<&str>) -> Result<Tz> {
+    Ok(resolve_tz(value.as_deref(), tz_env)?.0)
+}
+
+/// Options of `retain`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetainOptions {
+    /// `None`: all namespaces.
+    pub namespace: Option<String>,
+    pub qps: f64,
+    pub dry_run: bool,
+    pub policy: Policy,
+    pub tz: Tz,
+}
+
+impl RetainOptions {
+    pub fn from_args(a: &RetainArgs, tz_env: Option<&str>) -> Result<RetainOptions> {
+        const MAX: usize = 10_000;
+        let policy = Policy {
+            keep_daily: Raw::new(
+                "RETAIN_LAST_DAILY",
+                "--retain-last-daily",
+                &a.retain_last_daily,
+            )
+            .count_or(DEFAULT_KEEP_DAILY, MAX)?,
+            keep_weekly: Raw::new(
+                "RETAIN_LAST_WEEKLY",
+                "--retain-last-weekly",
+                &a.retain_last_weekly,
+            )
+            .count_or(DEFAULT_KEEP_WEEKLY, MAX)?,
+            keep_monthly: Raw::new(
+                "RETAIN_LAST_MONTHLY",
+                "--retain-last-monthly",
+                &a.retain_last_monthly,
+            )
+            .count_or(DEFAULT_KEEP_MONTHLY, MAX)?,
+            ..Policy::default()
+        };
+        Ok(RetainOptions {
+            namespace: scope(&a.scope)?,
+            qps: qps(&a.api)?,
+            dry_run: dry_run(&a.dry_run)?,
+            policy,
+            tz: tz(&a.tz, tz_env)?,
+        })
+    }
+}
+
+/// Options of `mark-and-delete`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepOptions {
+    /// `None`: all namespaces.
+    pub namespace: Option<String>,
+    pub qps: f64,
+    pub dry_run: bool,
+    pub policy: Policy,
+    pub tz: Tz,
+}
+
+impl SweepOptions {
+    pub fn from_args(a: &MarkAndDeleteArgs, tz_env: Option<&str>) -> Result<SweepOptions> {
+        let policy = Policy {
+            max_deletions: Raw::new("BAK_MAX_DELETIONS", "--max-deletions", &a.max_deletions)
+                .count_or(DEFAULT_MAX_DELETIONS, 10_000_000)?,
+            allow_deleting_last_ready: Raw::new(
+                "BAK_ALLOW_DELETING_LAST_READY",
+                "--allow-deleting-last-ready",
+                &a.allow_deleting_last_ready,
+            )
+            .bool_or(false)?,
+            ..Policy::default()
+        };
+        Ok(SweepOptions {
+            namespace: scope(&a.scope)?,
+            qps: qps(&a.api)?,
+            dry_run: dry_run(&a.dry_run)?,
+            policy,
+            tz: tz(&a.tz, tz_env)?,
+        })
+    }
+}
+
+/// A period class `list` filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassFilter {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+impl ClassFilter {
+    pub fn label(self) -> &'static str {
+        match self {
+            ClassFilter::Daily => labels::DAILY,
+            ClassFilter::Weekly => labels::WEEKLY,
+            ClassFilter::Monthly => labels::MONTHLY,
+        }
+    }
+}
+
+/// Options of `list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListOptions {
+    /// `true`: every namespace; else `namespace`, or the kube context's when `None`.
+    pub all_namespaces: bool,
+    pub namespace: Option<String>,
+    pub pvc: Option<String>,
+    /// Snapshots carrying any of these labels (empty: no filter).
+    pub classes: Vec<ClassFilter>,
+    /// `type` values to show (empty: all).
+    pub types: Vec<&'static str>,
+    pub qps: f64,
+    pub tz: Tz,
+}
+
+impl ListOptions {
+    pub fn from_args(a: &ListArgs, tz_env: Option<&str>) -> Result<ListOptions> {
+        let pvc_raw = Raw::new("BAK_PVC_NAME", "--pvc", &a.pvc);
+        let pvc = pvc_raw.get().map(str::to_owned);
+        if let Some(p) = &pvc {
+            labels::validate_label_value(&pvc_raw.name(), p)?;
+        }
+        let flag = |var, flag, value| Raw::new(var, flag, value).bool_or(false);
+        let mut classes = Vec::new();
+        for (var, name, value, class) in [
+            ("BAK_LIST_DAILY", "--daily", &a.daily, ClassFilter::Daily),
+            (
+                "BAK_LIST_WEEKLY",
+                "--weekly",
+                &a.weekly,
+                ClassFilter::Weekly,
+            ),
+            (
+                "BAK_LIST_MONTHLY",
+                "--monthly",
+                &a.monthly,
+                ClassFilter::Monthly,
+            ),
+        ] {
+            if flag(var, name, value)? {
+                classes.push(class);
+            }
+        }
+        let mut types = Vec::new();
+        for (var, name, value, vs_type) in [
+            ("BAK_LIST_ADHOC", "--adhoc", &a.adhoc, "adhoc"),
+            ("BAK_LIST_CRONJOB", "--cronjob", &a.cronjob, "cronjob"),
+        ] {
+            if flag(var, name, value)? {
+                types.push(vs_type);
+            }
+        }
+        Ok(ListOptions {
+            all_namespaces: Raw::new("BAK_ALL_NAMESPACES", "--all-namespaces", &a.all_namespaces)
+                .bool_or(false)?,
+            namespace: Raw::new("BAK_NAMESPACE", "--namespace", &a.namespace).namespace()?,
+            pvc,
+            classes,
+            types,
+            qps: qps(&a.api)?,
+            tz: tz(&a.tz, tz_env)?,
+        })
+    }
+
+    /// The label selector of the LIST: every backup-ns snapshot (by its `pvc` label, so those
+    /// whose `retain` label was removed are listed too), narrowed by PVC and type server-side.
+    /// Class filters combine with "or", which a selector cannot say; they apply client-side.
+    pub fn selector(&self) -> String {
+        let mut parts = vec![match &self.pvc {
+            Some(p) => format!("{}={p}", labels::PVC),
+            None => labels::PVC.to_owned(),
+        }];
+        match self.types.as_slice() {
+            [] => {}
+            [one] => parts.push(format!("{}={one}", labels::TYPE)),
+            many => parts.push(format!("{} in ({})", labels::TYPE, many.join(","))),
+        }
+        parts.join(",")
+    }
+}
+
+/// Options of `delete`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteOptions {
+    pub name: String,
+    /// `None`: the kube context's namespace.
+    pub namespace: Option<String>,
+    pub yes: bool,
+    pub dry_run: bool,
+    pub qps: f64,
+}
+
+impl DeleteOptions {
+    pub fn from_args(a: &DeleteArgs) -> Result<DeleteOptions> {
+        labels::validate_dns1123_subdomain("NAME (the volumesnapshot to delete)", &a.name)?;
+        Ok(DeleteOptions {
+            name: a.name.clone(),
+            namespace: Raw::new("BAK_NAMESPACE", "--namespace", &a.namespace).namespace()?,
+            yes: Raw::new("BAK_YES", "--yes", &a.yes).bool_or(false)?,
+            dry_run: dry_run(&a.dry_run)?,
+            qps: qps(&a.api)?,
+        })
+    }
+}
+
+/// Options of `sync-labels`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncOptions {
+    /// `None`: all namespaces.
+    pub namespace: Option<String>,
+    pub dry_run: bool,
+    pub qps: f64,
+}
+
+impl SyncOptions {
+    pub fn from_args(a: &SyncLabelsArgs) -> Result<SyncOptions> {
+        Ok(SyncOptions {
+            namespace: scope(&a.scope)?,
+            dry_run: dry_run(&a.dry_run)?,
+            qps: qps(&a.api)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
+    #[test]
+    fn retain_defaults_are_the_originals() {
+        let o = RetainOptions::from_args(&RetainArgs::default(), None).unwrap();
+        assert_eq!(
+            (
+                o.policy.keep_daily,
+                o.policy.keep_weekly,
+                o.policy.keep_monthly
+            ),
+            (7, 4, 12)
+        );
+        assert_eq!(
+            (o.namespace, o.dry_run, o.qps, o.tz),
+            (None, false, 20.0, Tz::UTC)
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_the_flag() {
+        let a = RetainArgs {
+            retain_last_daily: some("seven"),
+            ..RetainArgs::default()
+        };
+        let e = RetainOptions::from_args(&a, None).unwrap_err().to_string();
+        assert!(
+            e.contains("RETAIN_LAST_DAILY (--retain-last-daily)") && e.contains("seven"),
+            "{e}"
+        );
+
+        let a = MarkAndDeleteArgs {
+            max_deletions: some("-1"),
+            ..MarkAndDeleteArgs::default()
+        };
+        let e = SweepOptions::from_args(&a, None).unwrap_err().to_string();
+        assert!(e.contains("BAK_MAX_DELETIONS (--max-deletions)"), "{e}");
+
+        let a = MarkAndDeleteArgs {
+            allow_deleting_last_ready: some("yes"),
+            ..MarkAndDeleteArgs::default()
+        };
+        let e = SweepOptions::from_args(&a, None).unwrap_err().to_string();
+        assert!(e.contains("BAK_ALLOW_DELETING_LAST_READY"), "{e}");
+
+        let mut a = MarkAndDeleteArgs::default();
+        a.api.qps = some("0");
+        let e = SweepOptions::from_args(&a, None).unwrap_err().to_string();
+        assert!(e.contains("BAK_API_QPS (--qps)"), "{e}");
+
+        let mut a = SyncLabelsArgs::default();
+        a.scope.namespace = some("Not_A_Namespace");
+        let e = SyncOptions::from_args(&a).unwrap_err().to_string();
+        assert!(e.contains("BAK_NAMESPACE (--namespace)"), "{e}");
+
+        let a = MarkAndDeleteArgs {
+            tz: some("Mars/Olympus"),
+            ..MarkAndDeleteArgs::default()
+        };
+        let e = SweepOptions::from_args(&a, None).unwrap_err().to_string();
+        assert!(e.contains("BAK_TZ (--tz)"), "{e}");
+    }
+
+    #[test]
+    fn sweep_options_and_time_zone_fallback() {
+        let a = MarkAndDeleteArgs {
+            max_deletions: some("3"),
+            allow_deleting_last_ready: some("true"),
+            dry_run: some("1"),
+            ..MarkAndDeleteArgs::default()
+        };
+        let o = SweepOptions::from_args(&a, Some("Europe/Vienna")).unwrap();
+        assert_eq!(o.policy.max_deletions, 3);
+        assert!(o.policy.allow_deleting_last_ready && o.dry_run);
+        assert_eq!(o.tz, chrono_tz::Europe::Vienna);
+        assert_eq!(
+            SweepOptions::from_args(&MarkAndDeleteArgs::default(), None)
+                .unwrap()
+                .policy
+                .max_deletions,
+            500
+        );
+    }
+
+    #[test]
+    fn all_namespaces_wins_over_a_namespace() {
+        let mut a = SyncLabelsArgs::default();
+        a.scope.namespace = some("shop");
+        assert_eq!(
+            SyncOptions::from_args(&a).unwrap().namespace.as_deref(),
+            Some("shop")
+        );
+        a.scope.all_namespaces = some("true");
+        assert_eq!(SyncOptions::from_args(&a).unwrap().namespace, None);
+    }
+
+    #[test]
+    fn list_selector_narrows_server_side() {
+        let mut a = ListArgs::default();
+        let o = ListOptions::from_args(&a, None).unwrap();
+        assert_eq!(o.selector(), "backup-ns.sh/pvc");
+        a.pvc = some("data");
+        a.adhoc = some("true");
+        a.daily = some("true");
+        a.monthly = some("1");
+        let o = ListOptions::from_args(&a, None).unwrap();
+        assert_eq!(
+            o.selector(),
+            "backup-ns.sh/pvc=data,backup-ns.sh/type=adhoc"
+        );
+        assert_eq!(o.classes, [ClassFilter::Daily, ClassFilter::Monthly]);
+        a.cronjob = some("true");
+        let o = ListOptions::from_args(&a, None).unwrap();
+        assert_eq!(
+            o.selector(),
+            "backup-ns.sh/pvc=data,backup-ns.sh/type in (adhoc,cronjob)"
+        );
+        a.weekly = some("maybe");
+        let e = ListOptions::from_args(&a, None).unwrap_err().to_string();
+        assert!(e.contains("BAK_LIST_WEEKLY (--weekly)"), "{e}");
+        a.weekly = None;
+        a.pvc = some("bad pvc");
+        assert!(ListOptions::from_args(&a, None).is_err());
+    }
+
+    #[test]
+    fn delete_needs_a_valid_name() {
+        let a = DeleteArgs {
+            name: "Bad Name".into(),
+            ..DeleteArgs::default()
+        };
+        assert!(DeleteOptions::from_args(&a).is_err());
+        let a = DeleteArgs {
+            name: "data-2025-01-08-164308-dcdkes".into(),
+            yes: some("true"),
+            ..DeleteArgs::default()
+        };
+        let o = DeleteOptions::from_args(&a).unwrap();
+        assert!(o.yes && !o.dry_run);
+    }
+}

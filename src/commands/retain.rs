@@ -1,0 +1,93 @@
+//! `backup-ns retain`: keep the daily/weekly/monthly labels on the newest N ready snapshots of
+//! each PVC and remove them from the rest.
+//!
+//! Gather (one paged LIST of `retain`-labelled snapshots) → plan ([`plan_retain`], pure) →
+//! apply (one conditional merge patch per changed snapshot, see [`super::apply`]). A dry run
+//! prints the plan and sends nothing but the LIST.
+
+use chrono::Utc;
+
+use crate::cli::{OutputFormat, RetainArgs};
+use crate::retention::{plan_retain, SnapshotRecord};
+use crate::ExitStatus;
+
+use super::api::{self, Requests};
+use super::apply::{Applier, RunOutput};
+use super::gather::{self, Scope};
+use super::options::RetainOptions;
+use super::report_error;
+
+pub async fn main(args: &RetainArgs, output: crate::cli::Output) -> ExitStatus {
+    let format = match output.text_or_json() {
+        Ok(f) => f,
+        Err(e) => return report_error(&e),
+    };
+    let opts = match RetainOptions::from_args(args, std::env::var("TZ").ok().as_deref()) {
+        Ok(o) => o,
+        Err(e) => return report_error(&e),
+    };
+    let (client, _) = match api::client().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitStatus::Failure;
+        }
+    };
+    let requests = Requests::new(client, opts.qps);
+    let scope = Scope::from_option(opts.namespace.clone());
+    let now = Utc::now().with_timezone(&opts.tz);
+
+    let (records, pages) = match gather::retained(&requests, &scope).await {
+        Ok(r) => r,
+        Err(e) => return report_error(&e),
+    };
+    tracing::info!(
+        "{} snapshots with a retain label in {scope} ({pages} LIST pages)",
+        records.len()
+    );
+
+    let plan = plan_retain(&records, now, &opts.policy);
+    plan.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+    let mut out = RunOutput {
+        command: "retain",
+        scope: scope.to_string(),
+        dry_run: opts.dry_run,
+        plan: &plan,
+        result: None,
+    };
+    if opts.dry_run {
+        match format {
+            OutputFormat::Json => out.print(),
+            OutputFormat::Text => println!("{plan}"),
+        }
+        return ExitStatus::Success;
+    }
+
+    let mut applier = Applier::new(&requests, &records, format == OutputFormat::Text);
+    let replan = |group: &[SnapshotRecord], name: &str| {
+        plan_retain(group, now, &opts.policy)
+            .changes
+            .into_iter()
+            .find(|c| c.target.name == name)
+    };
+    for change in &plan.changes {
+        applier.patch(change, "unlabel", &replan).await;
+    }
+    let report = applier.finish();
+    match format {
+        OutputFormat::Json => {
+            out.result = Some(&report);
+            out.print();
+        }
+        OutputFormat::Text => println!("retain: {} snapshots: {report}", records.len()),
+    }
+    if report.failed > 0 {
+        tracing::error!(
+            "retain: {} of {} changes failed",
+            report.failed,
+            plan.changes.len()
+        );
+        return ExitStatus::Failure;
+    }
+    ExitStatus::Success
+}
