@@ -87,14 +87,14 @@ struct Session {
     exec_env: ExecEnv,
 }
 
-fn header<'a>(req: &'a Request<Incoming>, name: http::header::HeaderName) -> Option<&'a str> {
+fn header(req: &Request<Incoming>, name: http::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 fn fail(e: ApiError, exec: Option<ExecCall>) -> Handled {
-    Handled {
+    Handled::Served {
+        response: error_response(&e),
         exec,
-        ..Handled::ok(error_response(&e))
     }
 }
 
@@ -192,13 +192,10 @@ pub async fn handle(
     };
     let offered = header(&req, http::header::SEC_WEBSOCKET_PROTOCOL).unwrap_or_default();
     let Some(protocol) = Protocol::negotiate(offered) else {
-        let message = format!("requested protocol(s) are not supported: [{offered}]; supports [v5.channel.k8s.io v4.channel.k8s.io]");
-        return Handled {
-            unexpected: Some(format!(
-                "exec without a v4/v5 channel protocol ({offered:?})"
-            )),
-            ..fail(ApiError::bad_request(message), Some(call))
-        };
+        let why = format!(
+            "requested protocol(s) are not supported: [{offered}]; supports [v5.channel.k8s.io v4.channel.k8s.io]"
+        );
+        return Handled::Unexpected { code: 400, why };
     };
     let accept = derive_accept_key(key.as_bytes());
     let exec_env = lock(&shared.exec_envs)
@@ -234,9 +231,9 @@ pub async fn handle(
     if let Ok(v) = http::HeaderValue::from_str(&accept) {
         h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
     }
-    Handled {
+    Handled::Served {
+        response,
         exec: Some(call),
-        ..Handled::ok(response)
     }
 }
 

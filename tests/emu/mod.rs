@@ -48,11 +48,15 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-pub use api_error::ApiError;
-pub use controller::{Snapshots, DEFAULT_DRIVER};
-pub use exec::ExecEnv;
-pub use faults::Fault;
-pub use log::{ExecCall, RequestRecord, Unexpected, Verb};
+// Each including crate (the test binary, a bench, the example server) uses its own subset.
+#[allow(unused_imports)]
+pub use {
+    api_error::ApiError,
+    controller::{Snapshots, DEFAULT_DRIVER},
+    exec::ExecEnv,
+    faults::Fault,
+    log::{ExecCall, RequestRecord, Unexpected, Verb},
+};
 
 use resources::ResourceType;
 use store::{Origin, Preconditions, Scope, Store};

@@ -29,31 +29,22 @@ pub struct Target {
 }
 
 /// The outcome of routing one request.
-pub struct Handled {
-    pub response: Response<Full<Bytes>>,
-    pub exec: Option<ExecCall>,
-    /// Set when the emulation could not serve the request as a cluster would.
-    pub unexpected: Option<String>,
+pub enum Handled {
+    /// Answered as the apiserver would answer.
+    Served {
+        response: Response<Full<Bytes>>,
+        exec: Option<ExecCall>,
+    },
+    /// Not emulated: the server answers `code` with a `Status` naming the request, and records
+    /// it as unexpected.
+    Unexpected { code: u16, why: String },
 }
 
 impl Handled {
     pub fn ok(response: Response<Full<Bytes>>) -> Self {
-        Handled {
+        Handled::Served {
             response,
             exec: None,
-            unexpected: None,
-        }
-    }
-
-    fn unexpected(code: u16, why: String) -> Self {
-        let response = error_response(&ApiError::new(
-            code,
-            format!("the emulation cannot serve this request: {why}"),
-        ));
-        Handled {
-            response,
-            exec: None,
-            unexpected: Some(why),
         }
     }
 }
@@ -263,7 +254,7 @@ pub async fn route(
     match result {
         Ok(r) => Handled::ok(r),
         Err(Fail::Api(e)) => Handled::ok(error_response(&e)),
-        Err(Fail::Unexpected(code, why)) => Handled::unexpected(code, why),
+        Err(Fail::Unexpected(code, why)) => Handled::Unexpected { code, why },
     }
 }
 

@@ -88,31 +88,29 @@ async fn handle(
         }
         (Some(Outcome::Respond(e)), _) => Handled::ok(error_response(&e)),
         (_, Some(t)) => router::route(&shared, req, t, verb, &query).await,
-        (_, None) => unknown_path(),
+        (_, None) => Handled::Unexpected {
+            code: 404,
+            why: "no such resource in the emulation's table".into(),
+        },
     };
-    record.code = handled.response.status().as_u16();
-    record.exec = handled.exec;
-    let mut log = lock(&shared.log);
-    if let Some(why) = handled.unexpected {
-        log.unexpected.push(Unexpected {
-            method: record.method.clone(),
-            path: record.path.clone(),
-            query: record.query.clone(),
-            why,
-        });
-    }
-    log.requests.push(record);
-    Ok(handled.response)
-}
-
-fn unknown_path() -> Handled {
-    let why = "no such resource in the emulation's table".to_string();
-    let e = ApiError::new(
-        404,
-        format!("the server could not find the requested resource ({why})"),
-    );
-    Handled {
-        unexpected: Some(why),
-        ..Handled::ok(error_response(&e))
-    }
+    let response = match handled {
+        Handled::Served { response, exec } => {
+            record.exec = exec;
+            response
+        }
+        Handled::Unexpected { code, why } => {
+            let unexpected = Unexpected {
+                method: record.method.clone(),
+                path: record.path.clone(),
+                query: record.query.clone(),
+                why,
+            };
+            let message = format!("the API emulation does not implement {unexpected}");
+            lock(&shared.log).unexpected.push(unexpected);
+            error_response(&ApiError::new(code, message))
+        }
+    };
+    record.code = response.status().as_u16();
+    lock(&shared.log).requests.push(record);
+    Ok(response)
 }

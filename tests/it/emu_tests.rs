@@ -999,6 +999,12 @@ async fn emu_records_unknown_requests_as_unexpected() {
         .unwrap();
     let e = api_error(client.request_text(unknown).await);
     assert_eq!(e.code, 404);
+    assert!(
+        e.message
+            .contains("GET /apis/apps/v1/namespaces/app/replicasets"),
+        "{}",
+        e.message
+    );
     let watch = http::Request::get("/api/v1/namespaces/app/pods?watch=true")
         .body(vec![])
         .unwrap();
