@@ -170,6 +170,14 @@ pub async fn handle(
             format!("cannot exec into a container in a completed pod; current phase is {phase}");
         return fail(ApiError::bad_request(message), None);
     }
+    if q.flag("tty") {
+        let why = "tty=true is not emulated (no pseudo-terminal for local children)".to_string();
+        return Handled::Unexpected { code: 400, why };
+    }
+    if !(q.flag("stdin") || q.flag("stdout") || q.flag("stderr")) {
+        let message = "you must specify at least one of stdin, stdout, stderr";
+        return fail(ApiError::bad_request(message), None);
+    }
     let argv = q.all("command");
     if argv.is_empty() {
         return fail(

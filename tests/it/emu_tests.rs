@@ -1065,3 +1065,37 @@ async fn emu_kubeconfig_file_works_for_a_fresh_client() {
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
     assert!(namespaces.get("app").await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn emu_serves_ten_thousand_snapshots_in_pages() {
+    let (emu, client) = start().await;
+    for i in 0..10_000 {
+        let mut vs = fixtures::volume_snapshot(
+            &format!("ns-{}", i % 10),
+            &format!("snap-{i:05}"),
+            "data",
+            &[("parity", if i % 2 == 0 { "even" } else { "odd" })],
+        );
+        vs["status"] = json!({"readyToUse": true});
+        emu.create(vs);
+    }
+    let all: Api<DynamicObject> = Api::all_with(
+        client,
+        &snapshot_resource("VolumeSnapshot", "volumesnapshots"),
+    );
+    let (mut seen, mut token) = (0, None::<String>);
+    loop {
+        let mut lp = ListParams::default().labels("parity=even").limit(500);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = all.list(&lp).await.unwrap();
+        seen += page.items.len();
+        token = page.metadata.continue_;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, 5_000);
+    assert_eq!(emu.count(Verb::List, "volumesnapshots"), 10);
+}
