@@ -74,6 +74,23 @@ fn lex(s: &str) -> Vec<Token> {
     out
 }
 
+/// A token as written, for error messages (empty at the end of the selector).
+fn show(t: Option<&Token>) -> &str {
+    match t {
+        None => "",
+        Some(Token::Ident(s)) => s,
+        Some(Token::Bang) => "!",
+        Some(Token::Eq) => "=",
+        Some(Token::DoubleEq) => "==",
+        Some(Token::NotEq) => "!=",
+        Some(Token::Gt) => ">",
+        Some(Token::Lt) => "<",
+        Some(Token::Open) => "(",
+        Some(Token::Close) => ")",
+        Some(Token::Comma) => ",",
+    }
+}
+
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
@@ -99,25 +116,34 @@ impl Parser {
             }
             // `key=` selects the empty value.
             None | Some(Token::Comma) => Ok(String::new()),
-            Some(t) => Err(format!("found '{t:?}', expected: identifier")),
+            t => Err(format!("found '{}', expected: identifier", show(t))),
         }
     }
 
     fn set(&mut self) -> Result<Vec<String>, String> {
-        if self.next() != Some(Token::Open) {
-            return Err("found '', expected: '('".into());
+        match self.next() {
+            Some(Token::Open) => {}
+            t => return Err(format!("found '{}', expected: '('", show(t.as_ref()))),
         }
         let mut values = Vec::new();
         loop {
             match self.next() {
                 Some(Token::Ident(v)) => values.push(v),
                 Some(Token::Close) if values.is_empty() => return Ok(values),
-                t => return Err(format!("found '{t:?}', expected: ',', ')' or identifier")),
+                t => {
+                    let t = show(t.as_ref());
+                    return Err(format!("found '{t}', expected: ',', ')' or identifier"));
+                }
             }
             match self.next() {
                 Some(Token::Comma) => {}
                 Some(Token::Close) => return Ok(values),
-                t => return Err(format!("found '{t:?}', expected: ',' or ')'")),
+                t => {
+                    return Err(format!(
+                        "found '{}', expected: ',' or ')'",
+                        show(t.as_ref())
+                    ))
+                }
             }
         }
     }
@@ -127,12 +153,20 @@ impl Parser {
             self.pos += 1;
             return match self.next() {
                 Some(Token::Ident(k)) => Ok((k, Op::DoesNotExist)),
-                t => Err(format!("found '{t:?}', expected: identifier after '!'")),
+                t => Err(format!(
+                    "found '{}', expected: identifier after '!'",
+                    show(t.as_ref())
+                )),
             };
         }
         let key = match self.next() {
             Some(Token::Ident(k)) => k,
-            t => return Err(format!("found '{t:?}', expected: identifier")),
+            t => {
+                return Err(format!(
+                    "found '{}', expected: identifier",
+                    show(t.as_ref())
+                ))
+            }
         };
         let op = match self.peek().cloned() {
             None | Some(Token::Comma) => return Ok((key, Op::Exists)),
@@ -144,13 +178,13 @@ impl Parser {
                 self.pos += 1;
                 Op::NotEq(self.value()?)
             }
-            Some(Token::Gt) | Some(Token::Lt) => {
+            Some(op @ (Token::Gt | Token::Lt)) => {
                 self.pos += 1;
                 let v = self.value()?;
                 let n = v.parse::<i64>().map_err(|_| {
                     format!("for 'Gt', 'Lt' operators, the value must be an integer: {v:?}")
                 })?;
-                if self.tokens[self.pos - 2] == Token::Gt {
+                if op == Token::Gt {
                     Op::Gt(n)
                 } else {
                     Op::Lt(n)
@@ -165,10 +199,11 @@ impl Parser {
                     Op::NotIn(set)
                 }
             }
-            Some(t) => {
+            t => {
+                let t = show(t.as_ref());
                 return Err(format!(
-                    "found '{t:?}', expected: in, notin, =, ==, !=, gt, lt"
-                ))
+                    "found '{t}', expected: in, notin, =, ==, !=, gt, lt"
+                ));
             }
         };
         Ok((key, op))
@@ -201,7 +236,10 @@ impl LabelSelector {
             reqs.push((key, op));
             match p.next() {
                 None | Some(Token::Comma) => {}
-                Some(t) => return Err(format!("found '{t:?}', expected: ',' or 'end of string'")),
+                t => {
+                    let t = show(t.as_ref());
+                    return Err(format!("found '{t}', expected: ',' or 'end of string'"));
+                }
             }
         }
         Ok(LabelSelector(reqs))
@@ -320,7 +358,10 @@ mod tests {
             yes("app") && yes("!missing") && yes("app=db,tier=backend") && yes("n>4") && yes("n<6")
         );
         assert!(!yes("app=web") && !yes("missing in (x)") && !yes("!app") && !yes("app,missing"));
-        assert!(LabelSelector::parse("app in db").is_err());
+        assert_eq!(
+            LabelSelector::parse("app in db").unwrap_err(),
+            "unable to parse requirement: found 'db', expected: '('"
+        );
         assert!(LabelSelector::parse("a=b:c").is_err());
     }
 }
