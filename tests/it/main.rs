@@ -10,3 +10,4 @@ mod emu;
 mod support;
 mod emu_tests;
 mod db_scripts;
+mod lifecycle;
