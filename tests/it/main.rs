@@ -10,4 +10,6 @@ mod emu;
 mod support;
 mod emu_tests;
 mod db_scripts;
+mod create;
+mod e2e;
 mod lifecycle;

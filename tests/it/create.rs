@@ -1,0 +1,618 @@
+//! `backup-ns create` end to end at the binary level: the real binary, the API emulation over
+//! HTTP/WebSocket, and real PostgreSQL/MariaDB servers whose dump scripts run as the "container".
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::emu::{fixtures, Emu, ExecEnv, Verb};
+use crate::support::Mariadb;
+use crate::support::Postgres;
+
+const NS: &str = "shop";
+
+/// One test's world: the emulation with a namespace holding PVC `data` and a Deployment
+/// `app-base` whose pod runs its commands on this machine, plus a dump directory.
+struct World {
+    emu: Emu,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl World {
+    async fn new() -> World {
+        Self::with(Emu::start().await)
+    }
+
+    fn with(emu: Emu) -> World {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = emu.write_kubeconfig(dir.path()).expect("kubeconfig");
+        emu.create(fixtures::pvc(NS, "data", true));
+        World { emu, dir, kubeconfig }
+    }
+
+    fn dump_dir(&self) -> PathBuf {
+        let d = self.dir.path().join("volume");
+        fs::create_dir_all(&d).expect("dump dir");
+        d
+    }
+
+    fn dump_file(&self, name: &str) -> PathBuf {
+        self.dump_dir().join(name)
+    }
+
+    /// A Deployment `app-base` (selector with labels *and* expressions) and its Ready pod with
+    /// container `container`, whose exec runs here with `env` and PostgreSQL's tools on PATH.
+    fn app(&self, container: &str, env: &[(String, String)]) {
+        self.emu.create(fixtures::deployment(
+            NS,
+            "app-base",
+            &[("app", "base")],
+            &[("tier", "In", &["db", "cache"]), ("canary", "DoesNotExist", &[])],
+        ));
+        // A terminating pod that sorts first must be passed over.
+        self.emu.create(fixtures::pod(NS, "app-base-0", &[("app", "base"), ("tier", "db")], &[(container, &[])], "Running", true, true));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.emu.create(fixtures::pod(NS, "app-base-1", &[("app", "base"), ("tier", "db")], &[(container, &env)], "Running", true, false));
+        self.emu.set_pod_exec(NS, "app-base-1", ExecEnv { cwd: Some(self.dump_dir()), path: Some(tool_path()), ..Default::default() });
+    }
+
+    /// Runs the binary with a clean environment plus `vars`.
+    fn run(&self, vars: &[(&str, &str)]) -> Run {
+        let out = self.command(vars).output().expect("run backup-ns");
+        Run::from(out)
+    }
+
+    fn command(&self, vars: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_backup-ns"));
+        cmd.args(["create", "-o", "json"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("BAK_NAMESPACE", NS)
+            .env("RUST_LOG", "info")
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn snapshots(&self) -> Vec<Value> {
+        self.emu.list("volumesnapshots", Some(NS))
+    }
+
+    fn snapshot(&self, name: &str) -> Value {
+        self.emu.get("snapshot.storage.k8s.io/v1", "volumesnapshots", Some(NS), name).expect("snapshot exists")
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.emu
+            .requests()
+            .into_iter()
+            .filter(|r| matches!(r.verb, Verb::Create | Verb::Update | Verb::Patch | Verb::Delete))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    fn exec_scripts(&self) -> Vec<String> {
+        self.emu.requests().into_iter().filter_map(|r| r.exec).map(|e| e.argv.get(3).cloned().unwrap_or_default()).collect()
+    }
+}
+
+/// PostgreSQL's tools first (the server's own version), then the system's.
+fn tool_path() -> String {
+    format!("{}:/usr/local/bin:/usr/bin:/bin", Postgres::bin_dir().display())
+}
+
+struct Run {
+    code: i32,
+    result: Value,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let result = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        Run { code: out.status.code().unwrap_or(-1), result, stderr }
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\nresult: {:#}\nstderr:\n{}", self.code, self.result, self.stderr)
+    }
+}
+
+fn labels(vs: &Value) -> BTreeMap<String, String> {
+    serde_json::from_value(vs["metadata"]["labels"].clone()).unwrap_or_default()
+}
+
+/// A database in the shared server with a few rows of awkward text; returns its name.
+fn pg_database(pg: &Postgres, name: &str) -> String {
+    pg.createdb(name);
+    pg.psql_in(
+        name,
+        "CREATE SCHEMA app; CREATE TABLE app.t (id int primary key, v text);
+         INSERT INTO app.t VALUES (1, 'grüß dich 👋'), (2, 'it''s \"quoted\" \\ back'), (3, NULL);",
+    );
+    name.to_string()
+}
+
+fn pg_vars<'a>(dump: &'a str, db: &'a str, port: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("BAK_DB_POSTGRES", "true"),
+        ("BAK_DB_POSTGRES_DUMP_FILE", dump),
+        ("BAK_DB_POSTGRES_PORT", port),
+        ("BAK_DB_POSTGRES_DB", db),
+    ]
+}
+
+fn gunzip(path: &Path) -> String {
+    let out = Command::new("gzip").arg("-cd").arg(path).output().expect("gzip");
+    assert!(out.status.success(), "gzip -cd {}", path.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_create_dumps_snapshots_and_claims_labels_for_its_pvc() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    w.app("postgres", &pg.env());
+    let db = pg_database(pg, "create_happy");
+    let dump = w.dump_file("dump.sql.gz");
+    let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
+    let mut vars = pg_vars(&dump_s, &db, &port);
+    vars.extend([("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"), ("BAK_LABEL_VS_TYPE", "cronjob"), ("BAK_LABEL_VS_POD", "backup-job-x1"), ("BAK_TZ", "Europe/Vienna")]);
+    let run = w.run(&vars);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // The dump is there, complete, and restores to the same rows.
+    let text = gunzip(&dump);
+    assert!(text.contains("PostgreSQL database dump complete"), "no trailer");
+    assert_eq!(run.result["dumps"][0]["bytes"].as_u64(), Some(fs::metadata(&dump).unwrap().len()));
+    pg.createdb("create_happy_restored");
+    pg.restore_gz("create_happy_restored", &dump);
+    let q = "SELECT string_agg(id || ':' || coalesce(v, '<null>'), '|' ORDER BY id) FROM app.t";
+    assert_eq!(pg.psql_in("create_happy_restored", q), pg.psql_in(&db, q));
+
+    // The snapshot: name from the one clock reading, labels and annotation as the original's.
+    let name = run.result["snapshot"].as_str().expect("snapshot name").to_string();
+    let re = regex::Regex::new(r"^data-(\d{4}-\d{2}-\d{2})-\d{6}-[a-z]{6}$").unwrap();
+    let date = re.captures(&name).unwrap_or_else(|| panic!("name {name}"))[1].to_string();
+    let vs = w.snapshot(&name);
+    assert_eq!(vs["status"]["readyToUse"], json!(true));
+    assert_eq!(vs["spec"]["source"]["persistentVolumeClaimName"], "data");
+    let l = labels(&vs);
+    assert_eq!(l["backup-ns.sh/pvc"], "data");
+    assert_eq!(l["backup-ns.sh/type"], "cronjob");
+    assert_eq!(l["backup-ns.sh/pod"], "backup-job-x1");
+    assert_eq!(l["backup-ns.sh/retain"], "daily_weekly_monthly");
+    assert_eq!(l["backup-ns.sh/daily"], date, "daily label and name share one clock reading");
+    assert!(l["backup-ns.sh/weekly"].starts_with('w'));
+    assert_eq!(l["backup-ns.sh/monthly"], date[..7]);
+    assert!(!l.contains_key("backup-ns.sh/delete-after"));
+    let annotation = vs["metadata"]["annotations"]["backup-ns.sh/env-config"].as_str().unwrap();
+    assert!(annotation.contains("BAK_DB_POSTGRES='true'"), "{annotation}");
+    assert!(annotation.contains("BAK_TZ='Europe/Vienna'"), "{annotation}");
+    assert!(!annotation.contains("PASSWORD"), "{annotation}");
+
+    // Checks ran before the dump; the Lease is gone; an Event tells the PVC's story.
+    let scripts = w.exec_scripts();
+    assert_eq!(scripts, ["backup-ns-postgres-check", "backup-ns-space", "backup-ns-postgres-dump"]);
+    assert!(w.emu.list("leases", Some(NS)).is_empty(), "lease released");
+    let events = w.emu.list("events", Some(NS));
+    assert!(events.iter().any(|e| e["reason"] == "BackupSucceeded" && e["involvedObject"]["name"] == "data"), "{events:?}");
+    w.emu.assert_no_unexpected();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn period_labels_are_claimed_per_pvc_not_per_namespace() {
+    let w = World::new().await;
+    w.emu.create(fixtures::pvc(NS, "other", true));
+    let dwm = [("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly")];
+    let first = w.run(&dwm);
+    assert_eq!(first.code, 0, "{first:?}");
+    // A second backup of the same PVC the same day gets no period labels …
+    let second = w.run(&dwm);
+    assert_eq!(second.code, 0, "{second:?}");
+    let l2 = labels(&w.snapshot(second.result["snapshot"].as_str().unwrap()));
+    assert!(!l2.contains_key("backup-ns.sh/daily") && !l2.contains_key("backup-ns.sh/weekly"), "{l2:?}");
+    // … but another PVC of the same namespace does (the original's bug 1).
+    let mut other = dwm.to_vec();
+    other.push(("BAK_PVC_NAME", "other"));
+    let third = w.run(&other);
+    assert_eq!(third.code, 0, "{third:?}");
+    let l3 = labels(&w.snapshot(third.result["snapshot"].as_str().unwrap()));
+    assert!(l3.contains_key("backup-ns.sh/daily") && l3.contains_key("backup-ns.sh/monthly"), "{l3:?}");
+    assert_eq!(w.snapshots().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_claim_lookup_is_an_error_not_already_claimed() {
+    let w = World::new().await;
+    w.emu.inject(crate::emu::Fault::on_regex("GET", "/namespaces/shop/volumesnapshots$").status(500).always());
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("list volumesnapshots of PVC data"), "{run:?}");
+    w.emu.clear_faults();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_create_dumps_with_single_transaction_and_snapshots() {
+    let my = Mariadb::shared();
+    let w = World::new().await;
+    w.app("mysql", &my.env());
+    my.createdb("create_my");
+    my.mysql_in("create_my", "SET NAMES utf8mb4; CREATE TABLE t (id INT PRIMARY KEY, v TEXT) CHARACTER SET utf8mb4; INSERT INTO t VALUES (1, 'grüß 👋'), (2, 'it''s');");
+    let dump = w.dump_file("mysql.sql.gz");
+    let dump_s = dump.display().to_string();
+    let port = my.port.to_string();
+    let run = w.run(&[
+        ("BAK_DB_MYSQL", "true"),
+        ("BAK_DB_MYSQL_DUMP_FILE", &dump_s),
+        ("BAK_DB_MYSQL_PORT", &port),
+        ("BAK_DB_MYSQL_DB", "create_my"),
+        ("BAK_DB_MYSQL_DEFAULT_CHARACTER_SET", "utf8mb4"),
+        ("BAK_DB_MYSQL_EXEC_CONTAINER", "mysql"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let text = gunzip(&dump);
+    assert!(text.contains("grüß 👋") && text.contains("-- Dump completed"), "dump content: {text}");
+    let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
+    let l = labels(&vs);
+    assert_eq!(l["backup-ns.sh/retain"], "days");
+    assert_eq!(l["backup-ns.sh/retain-days"], "30");
+    assert!(l.contains_key("backup-ns.sh/delete-after"));
+    assert_eq!(w.exec_scripts(), ["backup-ns-mysql-check", "backup-ns-space", "backup-ns-mysql-dump"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_checks_everything_and_writes_nothing() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    w.app("postgres", &pg.env());
+    let dump = w.dump_file("dump.sql.gz");
+    let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
+    let mut vars = pg_vars(&dump_s, "postgres", &port);
+    vars.push(("BAK_DRY_RUN", "true"));
+    let run = w.run(&vars);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(w.writes().is_empty(), "a dry run wrote: {:?}", w.writes());
+    assert!(w.snapshots().is_empty());
+    assert!(!dump.exists(), "no dump in a dry run");
+    assert_eq!(w.exec_scripts(), ["backup-ns-postgres-check", "backup-ns-space"]);
+    let vs = &run.result["volumeSnapshot"];
+    assert_eq!(vs["kind"], "VolumeSnapshot");
+    assert_eq!(vs["metadata"]["labels"]["backup-ns.sh/pvc"], "data");
+    assert_eq!(run.result["dryRun"], json!(true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn volume_only_snapshot_execs_nothing() {
+    let w = World::new().await;
+    w.emu.create(fixtures::volume_snapshot_class("csi-hostpath-snapclass", "hostpath.csi.k8s.io", "Retain", false));
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_VS_CLASS_NAME", "csi-hostpath-snapclass"), ("BAK_VS_RAND", "abcdef")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(w.exec_scripts().is_empty());
+    let name = run.result["snapshot"].as_str().unwrap();
+    assert!(name.ends_with("-abcdef"), "{name}");
+    assert_eq!(w.snapshot(name)["spec"]["volumeSnapshotClassName"], "csi-hostpath-snapclass");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_or_unbound_pvc_fails_closed() {
+    let w = World::new().await;
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_PVC_NAME", "nope")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("persistentvolumeclaim shop/nope not found"), "{run:?}");
+    w.emu.create(fixtures::pvc(NS, "pending", false));
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_PVC_NAME", "pending")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("is Pending, not Bound"), "{run:?}");
+    assert!(w.snapshots().is_empty());
+    assert!(w.emu.list("leases", Some(NS)).is_empty(), "lease released after a failure");
+    let events = w.emu.list("events", Some(NS));
+    assert!(events.iter().any(|e| e["reason"] == "BackupFailed"), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_ready_pod_or_missing_container_is_a_clear_error() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    let port = pg.port.to_string();
+    // No workload at all.
+    let run = w.run(&[("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_PORT", &port)]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("deployment/app-base in namespace shop: not found"), "{run:?}");
+    // A StatefulSet whose only pod is not Ready.
+    w.emu.create(fixtures::statefulset(NS, "db", &[("app", "db")], &[]));
+    w.emu.create(fixtures::pod(NS, "db-0", &[("app", "db")], &[("postgres", &[])], "Running", false, false));
+    let run = w.run(&[("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_EXEC_RESOURCE", "statefulset/db")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("pod db-0 is not Ready"), "{run:?}");
+    // pod/NAME without the container.
+    w.emu.create(fixtures::pod(NS, "lonely", &[], &[("sidecar", &[])], "Running", true, false));
+    let run = w.run(&[("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_EXEC_RESOURCE", "pod/lonely")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("has no container \"postgres\""), "{run:?}");
+    assert!(w.snapshots().is_empty());
+    assert!(w.exec_scripts().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn database_down_keeps_the_previous_dump_and_creates_no_snapshot() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    w.app("postgres", &pg.env());
+    let dump = w.dump_file("dump.sql.gz");
+    fs::write(&dump, b"previous dump").unwrap();
+    let dump_s = dump.display().to_string();
+    let closed = crate::support::free_port().to_string();
+    let run = w.run(&pg_vars(&dump_s, "postgres", &closed));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("postgres check in pod app-base-1 failed"), "{run:?}");
+    assert!(run.stderr.contains("cannot connect to PostgreSQL"), "{run:?}");
+    assert_eq!(fs::read(&dump).unwrap(), b"previous dump");
+    assert!(w.snapshots().is_empty());
+    assert_eq!(w.exec_scripts(), ["backup-ns-postgres-check"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn space_threshold_stops_before_the_dump() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    w.app("postgres", &pg.env());
+    let dump = w.dump_file("dump.sql.gz");
+    let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
+    let mut vars = pg_vars(&dump_s, "postgres", &port);
+    vars.push(("BAK_THRESHOLD_SPACE_USED_PERCENTAGE", "1"));
+    let run = w.run(&vars);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("BAK_THRESHOLD_SPACE_USED_PERCENTAGE=1"), "{run:?}");
+    assert!(!dump.exists());
+    assert!(w.snapshots().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_snapshot_keeps_no_period_labels_and_is_marked() {
+    let w = World::new().await;
+    w.emu.snapshots().fail_for_pvc(NS, "data", "csi driver exploded");
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"), ("BAK_TZ", "UTC")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("csi driver exploded"), "{run:?}");
+    let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
+    let l = labels(&vs);
+    for k in ["backup-ns.sh/daily", "backup-ns.sh/weekly", "backup-ns.sh/monthly"] {
+        assert!(!l.contains_key(k), "{k} on a failed snapshot: {l:?}");
+    }
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(l["backup-ns.sh/delete-after"], today);
+    assert_eq!(run.result["error"].as_str().map(|e| e.contains("exploded")), Some(true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_wait_has_one_deadline() {
+    let w = World::new().await;
+    w.emu.snapshots().never_ready_for_pvc(NS, "data");
+    let started = Instant::now();
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "2s")]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("not ready after 2s"), "{run:?}");
+    assert!(took < Duration::from_secs(6), "took {took:?}: not 3 x timeout like the original");
+    let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
+    assert!(l.contains_key("backup-ns.sh/delete-after"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_wait_claims_labels_at_creation() {
+    let w = World::new().await;
+    w.emu.snapshots().never_ready_for_pvc(NS, "data");
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_VS_WAIT_UNTIL_READY", "false"), ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
+    assert!(l.contains_key("backup-ns.sh/daily"), "{l:?}");
+    assert_eq!(run.result["ready"], json!(false));
+}
+
+/// Every invalid setting stops the run with exit 2 before any request is made.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_exits_2_and_touches_nothing() {
+    let w = World::new().await;
+    let long = "x".repeat(64);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_DRY_RUN", "yes")], "BAK_DRY_RUN"),
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_COUNT", "0")], "BAK_FLOCK_COUNT"),
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "15")], "BAK_VS_WAIT_UNTIL_READY_TIMEOUT"),
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_DB_POSTGRES", "true")], "BAK_DB_SKIP"),
+        (vec![], "no database selected"),
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_PVC_NAME", &long)], "BAK_PVC_NAME"),
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_TZ", "Mars/Olympus")], "BAK_TZ"),
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_VS_NAME_TEMPLATE", "{{ .pvcName }}-{{ .nope }}")], "BAK_VS_NAME_TEMPLATE"),
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_RETAIN", "weekly")], "BAK_LABEL_VS_RETAIN"),
+        (vec![("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_EXEC_RESOURCE", "cronjob/x")], "BAK_DB_POSTGRES_EXEC_RESOURCE"),
+        (vec![("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_PORT", "5432x")], "BAK_DB_POSTGRES_PORT"),
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_POD", &long)], "BAK_LABEL_VS_POD"),
+        (vec![("BAK_DB_SKIP", "true"), ("BAK_THRESHOLD_SPACE_USED_PERCENTAGE", "0")], "BAK_THRESHOLD_SPACE_USED_PERCENTAGE"),
+    ];
+    for (vars, needle) in cases {
+        w.emu.clear_requests();
+        let run = w.run(&vars);
+        assert_eq!(run.code, 2, "{vars:?}: {run:?}");
+        assert!(run.stderr.contains(needle), "{vars:?} should name {needle}: {run:?}");
+        assert!(w.emu.requests().is_empty(), "{vars:?} made requests");
+    }
+    assert!(w.snapshots().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_lease_fails_fast_or_times_out_waiting() {
+    let w = World::new().await;
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    w.emu.create(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"namespace": NS, "name": "backup-ns-data"},
+        "spec": {"holderIdentity": "other-job/1", "leaseDurationSeconds": 300, "renewTime": now, "acquireTime": now},
+    }));
+    let run = w.run(&[("BAK_DB_SKIP", "true")]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stderr.contains("other-job/1"), "{run:?}");
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_LEASE_WAIT", "true"), ("BAK_LEASE_WAIT_TIMEOUT", "1s")]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("BAK_LEASE_WAIT_TIMEOUT"), "{run:?}");
+    assert!(w.snapshots().is_empty());
+    // The other holder's Lease is untouched.
+    let lease = w.emu.get("coordination.k8s.io/v1", "leases", Some(NS), "backup-ns-data").unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], "other-job/1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_lease_is_taken_over() {
+    let w = World::new().await;
+    w.emu.create(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"namespace": NS, "name": "backup-ns-data"},
+        "spec": {"holderIdentity": "crashed/1", "leaseDurationSeconds": 60, "renewTime": "2020-01-01T00:00:00.000000Z"},
+    }));
+    let run = w.run(&[("BAK_DB_SKIP", "true")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(w.emu.list("leases", Some(NS)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_concurrent_creates_for_one_pvc_never_overlap() {
+    let emu = Emu::builder().snapshot_ready_after(Duration::from_secs(3)).start().await;
+    let w = World::with(emu);
+    let vars = [("BAK_DB_SKIP", "true")];
+    let first = w.command(&vars).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Let the first take the Lease, then start the second while it waits for readiness.
+    assert!(crate::support::wait_until(Duration::from_secs(10), || !w.emu.list("leases", Some(NS)).is_empty()));
+    let second = w.run(&vars);
+    let first = Run::from(first.wait_with_output().unwrap());
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(second.code, 4, "{second:?}");
+    assert!(second.stderr.contains("another backup-ns run"), "{second:?}");
+    assert_eq!(w.snapshots().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_lock_takes_a_free_slot_and_times_out_when_all_are_busy() {
+    let w = World::new().await;
+    let locks = w.dir.path().join("locks");
+    fs::create_dir_all(&locks).unwrap();
+    let held = fs::OpenOptions::new().create(true).truncate(false).write(true).open(locks.join("1.lock")).unwrap();
+    held.try_lock().expect("hold slot 1");
+    let dir = locks.display().to_string();
+    // Two slots, one busy: the free one is taken without waiting.
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_DIR", &dir), ("BAK_FLOCK_COUNT", "2")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.result["lockSlot"], json!(2));
+    // One slot, busy: exit 3 after the timeout, naming the variable; nothing created.
+    let started = Instant::now();
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_DIR", &dir), ("BAK_FLOCK_COUNT", "1"), ("BAK_FLOCK_TIMEOUT_SEC", "1")]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("BAK_FLOCK_TIMEOUT_SEC"), "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(w.snapshots().len(), 1);
+    // A holder that dies releases its slot: a child process holding the lock is killed.
+    drop(held);
+    let mut holder = Command::new("flock").arg("-o").arg(locks.join("1.lock")).args(["sleep", "60"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_DIR", &dir), ("BAK_FLOCK_COUNT", "1"), ("BAK_FLOCK_TIMEOUT_SEC", "2")]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_contention_between_processes_serialises_them() {
+    let emu = Emu::builder().snapshot_ready_after(Duration::from_secs(2)).start().await;
+    let w = World::with(emu);
+    w.emu.create(fixtures::pvc(NS, "other", true));
+    let locks = w.dir.path().join("locks");
+    fs::create_dir_all(&locks).unwrap();
+    let dir = locks.display().to_string();
+    let vars = |pvc| [("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_DIR", dir.as_str()), ("BAK_FLOCK_COUNT", "1"), ("BAK_PVC_NAME", pvc)];
+    let started = Instant::now();
+    let a = w.command(&vars("data")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let b = w.command(&vars("other")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (a, b) = (Run::from(a.wait_with_output().unwrap()), Run::from(b.wait_with_output().unwrap()));
+    assert_eq!((a.code, b.code), (0, 0), "{a:?}\n{b:?}");
+    // One slot: the second waited for the first's snapshot (≥ 2 s each).
+    assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(a.stderr.contains("slot") && b.stderr.contains("slot"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_with_shell_metacharacters_work_and_never_leak() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    let marker = w.dir.path().join("PWNED");
+    let password = format!("p'a\"s$(touch {})`;x y\\", marker.display());
+    let user = "u'ser $(x)";
+    let db = "d\"b`;$(y) z";
+    pg.psql(&format!(
+        "CREATE ROLE {} LOGIN PASSWORD {}; CREATE DATABASE {} OWNER {};",
+        crate::support::quote_ident(user, '"'),
+        crate::support::quote_literal(&password),
+        crate::support::quote_ident(db, '"'),
+        crate::support::quote_ident(user, '"'),
+    ));
+    w.app("postgres", &[("APP_PASSWORD".to_string(), password.clone())]);
+    let dump = w.dump_file("dump.sql.gz");
+    let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
+    // The password once as a container variable reference, once as a literal.
+    for pw in ["${APP_PASSWORD}", password.as_str()] {
+        w.emu.clear_requests();
+        let run = w.run(&[
+            ("BAK_DB_POSTGRES", "true"),
+            ("BAK_DB_POSTGRES_DUMP_FILE", &dump_s),
+            ("BAK_DB_POSTGRES_PORT", &port),
+            ("BAK_DB_POSTGRES_USER", user),
+            ("BAK_DB_POSTGRES_PASSWORD", pw),
+            ("BAK_DB_POSTGRES_DB", db),
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(!run.stderr.contains(&password) && !run.result.to_string().contains(&password));
+        for r in w.emu.requests() {
+            let argv = r.exec.map(|e| e.argv.join(" ")).unwrap_or_default();
+            assert!(!r.query.contains("PWNED") && !argv.contains(&password) && !argv.contains("PWNED"), "password in a request: {argv}");
+        }
+        let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
+        assert!(!vs.to_string().contains(&password));
+    }
+    assert!(!marker.exists(), "a value was executed");
+    assert!(gunzip(&dump).contains("PostgreSQL database dump complete"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_backup_ns_mid_dump_stops_the_dump_and_keeps_the_previous_one() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    w.app("postgres", &pg.env());
+    pg.createdb("create_big");
+    pg.psql_in("create_big", "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 3000000) g;");
+    let dump = w.dump_file("dump.sql.gz");
+    fs::write(&dump, b"previous dump").unwrap();
+    let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
+    let mut child = w.command(&pg_vars(&dump_s, "create_big", &port)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Wait until the dump is under way (its temporary file appears), then kill backup-ns.
+    let tmp_exists = || fs::read_dir(w.dump_dir()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp"));
+    assert!(crate::support::wait_until(Duration::from_secs(30), tmp_exists), "the dump never started");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The in-pod script notices stdin closing, stops pg_dump and removes its temporary file.
+    assert!(crate::support::wait_until(Duration::from_secs(15), || !tmp_exists()), "temporary file left behind");
+    assert_eq!(fs::read(&dump).unwrap(), b"previous dump");
+    // Nothing the exec started is left: no process works in the dump directory any more.
+    let dump_dir = fs::canonicalize(w.dump_dir()).unwrap();
+    let in_dump_dir = || {
+        fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()).any(|e| fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == dump_dir))
+    };
+    assert!(crate::support::wait_until(Duration::from_secs(10), || !in_dump_dir()), "pg_dump or gzip still running");
+    assert!(w.snapshots().is_empty());
+}
