@@ -27,7 +27,8 @@ bench: ## Benchmarks: create overhead vs. the bare dump script (and peak RSS); r
 	$(CARGO) bench --locked
 
 demo: ## A whole create against the local API emulation with a throwaway PostgreSQL
-	$(CARGO) run --locked --example demo
+	$(CARGO) build --locked --bin backup-ns --example demo
+	./target/debug/examples/demo
 
 clean:
 	$(CARGO) clean

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{AttachParams, Api};
+use kube::api::{Api, AttachParams};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::{Error, Result};
@@ -28,7 +28,13 @@ pub struct ExecOutput {
 impl ExecOutput {
     /// The last non-empty stderr line, for error messages.
     pub fn stderr_summary(&self) -> String {
-        self.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string()
     }
 }
 
@@ -62,12 +68,25 @@ pub async fn run(pods: &Api<Pod>, req: ExecRequest<'_>) -> Result<ExecOutput> {
     let mut attached = pods
         .exec(req.pod, req.argv.clone(), &params)
         .await
-        .map_err(|e| Error::Exec(format!("{what}: cannot exec in pod {}/{}: {e}", req.pod, req.container)))?;
+        .map_err(|e| {
+            Error::Exec(format!(
+                "{what}: cannot exec in pod {}/{}: {e}",
+                req.pod, req.container
+            ))
+        })?;
 
-    let mut stdin = attached.stdin().ok_or_else(|| Error::Exec(format!("{what}: no stdin stream")))?;
-    let stdout = attached.stdout().ok_or_else(|| Error::Exec(format!("{what}: no stdout stream")))?;
-    let stderr = attached.stderr().ok_or_else(|| Error::Exec(format!("{what}: no stderr stream")))?;
-    let status = attached.take_status().ok_or_else(|| Error::Exec(format!("{what}: no status stream")))?;
+    let mut stdin = attached
+        .stdin()
+        .ok_or_else(|| Error::Exec(format!("{what}: no stdin stream")))?;
+    let stdout = attached
+        .stdout()
+        .ok_or_else(|| Error::Exec(format!("{what}: no stdout stream")))?;
+    let stderr = attached
+        .stderr()
+        .ok_or_else(|| Error::Exec(format!("{what}: no stderr stream")))?;
+    let status = attached
+        .take_status()
+        .ok_or_else(|| Error::Exec(format!("{what}: no status stream")))?;
 
     let work = async move {
         let feed = async {
@@ -84,7 +103,11 @@ pub async fn run(pods: &Api<Pod>, req: ExecRequest<'_>) -> Result<ExecOutput> {
         };
         let read_out = async {
             let mut buf = Vec::new();
-            stdout.take(MAX_CAPTURE as u64).read_to_end(&mut buf).await.map(|_| buf)
+            stdout
+                .take(MAX_CAPTURE as u64)
+                .read_to_end(&mut buf)
+                .await
+                .map(|_| buf)
         };
         let read_err = async {
             let mut lines = BufReader::new(stderr).lines();
@@ -115,19 +138,31 @@ pub async fn run(pods: &Api<Pod>, req: ExecRequest<'_>) -> Result<ExecOutput> {
             )));
         }
     };
-    let stdout = String::from_utf8_lossy(&out.map_err(|e| Error::Exec(format!("{what}: reading stdout: {e}")))?).into_owned();
+    let stdout = String::from_utf8_lossy(
+        &out.map_err(|e| Error::Exec(format!("{what}: reading stdout: {e}")))?,
+    )
+    .into_owned();
     let stderr = err.map_err(|e| Error::Exec(format!("{what}: reading stderr: {e}")))?;
     let status = status.ok_or_else(|| {
-        Error::Exec(format!("{what}: the connection to pod {} closed before the command reported its exit status", req.pod))
+        Error::Exec(format!(
+            "{what}: the connection to pod {} closed before the command reported its exit status",
+            req.pod
+        ))
     })?;
     let exit_code = exit_code_of(&status).map_err(|m| Error::Exec(format!("{what}: {m}")))?;
-    Ok(ExecOutput { stdout, stderr, exit_code })
+    Ok(ExecOutput {
+        stdout,
+        stderr,
+        exit_code,
+    })
 }
 
 /// Reads the exit code from the exec status the way kubectl does: `Success` is 0, a
 /// `NonZeroExitCode` failure carries the code in `details.causes[reason=ExitCode]`; any other
 /// failure (e.g. the container is gone) is an error.
-pub fn exit_code_of(status: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> Result<i32, String> {
+pub fn exit_code_of(
+    status: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status,
+) -> Result<i32, String> {
     match status.status.as_deref() {
         Some("Success") => Ok(0),
         _ if status.reason.as_deref() == Some("NonZeroExitCode") => status
@@ -137,7 +172,12 @@ pub fn exit_code_of(status: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Sta
             .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
             .and_then(|c| c.message.as_deref())
             .and_then(|m| m.parse().ok())
-            .ok_or_else(|| format!("non-zero exit without an exit code: {}", status.message.clone().unwrap_or_default())),
+            .ok_or_else(|| {
+                format!(
+                    "non-zero exit without an exit code: {}",
+                    status.message.clone().unwrap_or_default()
+                )
+            }),
         _ => Err(format!(
             "exec failed: {} {}",
             status.reason.clone().unwrap_or_default(),
@@ -157,20 +197,31 @@ mod tests {
 
     #[test]
     fn exit_codes_from_kubelet_status() {
-        assert_eq!(exit_code_of(&status(serde_json::json!({"status": "Success"}))), Ok(0));
+        assert_eq!(
+            exit_code_of(&status(serde_json::json!({"status": "Success"}))),
+            Ok(0)
+        );
         let failed = status(serde_json::json!({
             "status": "Failure", "reason": "NonZeroExitCode",
             "message": "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3",
             "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}
         }));
         assert_eq!(exit_code_of(&failed), Ok(3));
-        let other = status(serde_json::json!({"status": "Failure", "reason": "InternalError", "message": "container not found"}));
-        assert!(exit_code_of(&other).unwrap_err().contains("container not found"));
+        let other = status(
+            serde_json::json!({"status": "Failure", "reason": "InternalError", "message": "container not found"}),
+        );
+        assert!(exit_code_of(&other)
+            .unwrap_err()
+            .contains("container not found"));
     }
 
     #[test]
     fn stderr_summary_is_the_last_line() {
-        let o = ExecOutput { stdout: String::new(), stderr: "warn\nbackup-ns: pg_dump not found\n\n".into(), exit_code: 1 };
+        let o = ExecOutput {
+            stdout: String::new(),
+            stderr: "warn\nbackup-ns: pg_dump not found\n\n".into(),
+            exit_code: 1,
+        };
         assert_eq!(o.stderr_summary(), "backup-ns: pg_dump not found");
     }
 }

@@ -24,7 +24,9 @@ pub fn lease_name(pvc: &str) -> String {
         return name;
     }
     // FNV-1a: stable across Rust versions, so every binary computes the same name.
-    let hash = pvc.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let hash = pvc.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
     format!("{}-{hash:016x}", name[..236].trim_end_matches(['-', '.']))
 }
 
@@ -41,7 +43,9 @@ pub enum Decision {
 
 /// Decides from the current Lease (pure).
 pub fn decide(lease: Option<&Lease>, me: &str, now: Timestamp) -> Decision {
-    let Some(lease) = lease else { return Decision::Create };
+    let Some(lease) = lease else {
+        return Decision::Create;
+    };
     let spec = lease.spec.clone().unwrap_or_default();
     let holder = spec.holder_identity.unwrap_or_default();
     if holder.is_empty() || holder == me {
@@ -51,7 +55,9 @@ pub fn decide(lease: Option<&Lease>, me: &str, now: Timestamp) -> Decision {
     let duration = spec.lease_duration_seconds.unwrap_or(0).max(0) as i64;
     match renewed {
         Some(r) => {
-            let until = r.checked_add(jiff::SignedDuration::from_secs(duration)).unwrap_or(r);
+            let until = r
+                .checked_add(jiff::SignedDuration::from_secs(duration))
+                .unwrap_or(r);
             if until > now {
                 Decision::Held { holder, until }
             } else {
@@ -70,7 +76,12 @@ pub struct PvcLease {
     renewer: JoinHandle<()>,
 }
 
-fn spec_for(me: &str, duration: Duration, now: Timestamp, previous: Option<&LeaseSpec>) -> LeaseSpec {
+fn spec_for(
+    me: &str,
+    duration: Duration,
+    now: Timestamp,
+    previous: Option<&LeaseSpec>,
+) -> LeaseSpec {
     let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
     let same_holder = previous.and_then(|p| p.holder_identity.as_deref()) == Some(me);
     LeaseSpec {
@@ -78,7 +89,11 @@ fn spec_for(me: &str, duration: Duration, now: Timestamp, previous: Option<&Leas
         lease_duration_seconds: Some(duration.as_secs() as i32),
         acquire_time: Some(MicroTime(now)),
         renew_time: Some(MicroTime(now)),
-        lease_transitions: Some(if previous.is_some() && !same_holder { transitions + 1 } else { transitions }),
+        lease_transitions: Some(if previous.is_some() && !same_holder {
+            transitions + 1
+        } else {
+            transitions
+        }),
         ..Default::default()
     }
 }
@@ -102,7 +117,10 @@ pub async fn acquire(
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(500);
     loop {
-        let current = api.get_opt(&name).await.map_err(|e| Error::kube(format!("get lease {namespace}/{name}"), e))?;
+        let current = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| Error::kube(format!("get lease {namespace}/{name}"), e))?;
         let now = Timestamp::now();
         let attempt = match decide(current.as_ref(), me, now) {
             Decision::Create => {
@@ -120,7 +138,9 @@ pub async fn acquire(
             Decision::Take => {
                 let mut lease = current.clone().unwrap_or_default();
                 lease.spec = Some(spec_for(me, duration, now, lease.spec.as_ref()));
-                api.replace(&name, &PostParams::default(), &lease).await.map(|_| ())
+                api.replace(&name, &PostParams::default(), &lease)
+                    .await
+                    .map(|_| ())
             }
             Decision::Held { holder, until } => {
                 let msg = format!(
@@ -128,7 +148,9 @@ pub async fn acquire(
                 );
                 match wait {
                     None => {
-                        return Err(Error::Busy(format!("{msg}; not waiting (set BAK_LEASE_WAIT=true to wait)")));
+                        return Err(Error::Busy(format!(
+                            "{msg}; not waiting (set BAK_LEASE_WAIT=true to wait)"
+                        )));
                     }
                     Some(limit) if started.elapsed() >= limit => {
                         return Err(Error::LockTimeout(format!(
@@ -148,8 +170,18 @@ pub async fn acquire(
         match attempt {
             Ok(()) => {
                 tracing::info!(lease = %name, holder = %me, "holding lease for PVC {namespace}/{pvc}");
-                let renewer = tokio::spawn(renew_loop(api.clone(), name.clone(), me.to_string(), duration));
-                return Ok(PvcLease { api, name, me: me.to_string(), renewer });
+                let renewer = tokio::spawn(renew_loop(
+                    api.clone(),
+                    name.clone(),
+                    me.to_string(),
+                    duration,
+                ));
+                return Ok(PvcLease {
+                    api,
+                    name,
+                    me: me.to_string(),
+                    renewer,
+                });
             }
             // Someone changed it between our read and our write: decide again.
             Err(e) if is_conflict(&e) => continue,
@@ -190,8 +222,15 @@ impl PvcLease {
     pub async fn release(self) {
         self.renewer.abort();
         let result = async {
-            let Some(lease) = self.api.get_opt(&self.name).await? else { return Ok(()) };
-            if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) != Some(self.me.as_str()) {
+            let Some(lease) = self.api.get_opt(&self.name).await? else {
+                return Ok(());
+            };
+            if lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref())
+                != Some(self.me.as_str())
+            {
                 return Ok(());
             }
             let dp = DeleteParams {
@@ -206,7 +245,9 @@ impl PvcLease {
         .await;
         match result {
             Ok(()) => tracing::debug!(lease = %self.name, "released lease"),
-            Err(e) => tracing::warn!(lease = %self.name, "could not release the lease (it expires by itself): {e}"),
+            Err(e) => {
+                tracing::warn!(lease = %self.name, "could not release the lease (it expires by itself): {e}")
+            }
         }
     }
 }
@@ -231,12 +272,24 @@ mod tests {
     fn decisions() {
         let now: Timestamp = "2025-01-08T12:00:00Z".parse().unwrap();
         assert_eq!(decide(None, "me", now), Decision::Create);
-        assert_eq!(decide(Some(&lease("me", "2025-01-08T11:59:50Z", 60)), "me", now), Decision::Take);
-        assert_eq!(decide(Some(&lease("", "2025-01-08T11:59:50Z", 60)), "me", now), Decision::Take);
-        assert_eq!(decide(Some(&lease("other", "2025-01-08T11:58:00Z", 60)), "me", now), Decision::Take);
+        assert_eq!(
+            decide(Some(&lease("me", "2025-01-08T11:59:50Z", 60)), "me", now),
+            Decision::Take
+        );
+        assert_eq!(
+            decide(Some(&lease("", "2025-01-08T11:59:50Z", 60)), "me", now),
+            Decision::Take
+        );
+        assert_eq!(
+            decide(Some(&lease("other", "2025-01-08T11:58:00Z", 60)), "me", now),
+            Decision::Take
+        );
         assert_eq!(
             decide(Some(&lease("other", "2025-01-08T11:59:30Z", 60)), "me", now),
-            Decision::Held { holder: "other".into(), until: "2025-01-08T12:00:30Z".parse().unwrap() }
+            Decision::Held {
+                holder: "other".into(),
+                until: "2025-01-08T12:00:30Z".parse().unwrap()
+            }
         );
     }
 

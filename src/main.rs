@@ -11,7 +11,10 @@ fn main() -> ExitCode {
     init_tracing(&cli.global);
     // One current-thread runtime: a run does a handful of requests at a time, and one thread
     // keeps the footprint small.
-    let status = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let status = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt.block_on(commands::run(cli.command, &cli.global)),
         Err(e) => {
             tracing::error!("cannot start the runtime: {e}");
@@ -29,10 +32,14 @@ fn init_tracing(g: &GlobalArgs) {
         (_, 1) => "warn",
         _ => "error",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},kube=warn,hyper=warn,tower=warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},kube=warn,hyper=warn,tower=warn"))
+    });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match g.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_target(false).init(),

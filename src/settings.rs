@@ -98,7 +98,11 @@ struct Raw<'a> {
 
 impl<'a> Raw<'a> {
     fn new(var: &'static str, flag: &'static str, value: &'a Option<String>) -> Self {
-        Raw { var, flag, value: value.as_deref() }
+        Raw {
+            var,
+            flag,
+            value: value.as_deref(),
+        }
     }
 
     fn name(&self) -> String {
@@ -122,7 +126,8 @@ impl<'a> Raw<'a> {
     fn bool_or(&self, default: bool) -> Result<bool> {
         match self.get() {
             None => Ok(default),
-            Some(v) => parse_bool(v).ok_or_else(|| self.err(v, "expected a boolean: true or false (also 1/0, t/f)")),
+            Some(v) => parse_bool(v)
+                .ok_or_else(|| self.err(v, "expected a boolean: true or false (also 1/0, t/f)")),
         }
     }
 
@@ -164,15 +169,21 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
-            return Err(format!("expected a number at {rest:?} (durations look like 15m, 90s, 1h30m)"));
+            return Err(format!(
+                "expected a number at {rest:?} (durations look like 15m, 90s, 1h30m)"
+            ));
         }
         let number: f64 = rest[..num_len]
             .parse()
             .map_err(|_| format!("{:?} is not a number", &rest[..num_len]))?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let seconds = match unit {
@@ -183,7 +194,11 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "" => return Err("missing unit (use ns, us, ms, s, m or h, e.g. 15m)".into()),
-            other => return Err(format!("unknown unit {other:?} (use ns, us, ms, s, m or h)")),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} (use ns, us, ms, s, m or h)"
+                ))
+            }
         };
         total += number * seconds;
     }
@@ -216,15 +231,22 @@ pub fn format_duration(d: Duration) -> String {
 /// Resolves the time zone: `BAK_TZ` if set, else `TZ`, else UTC. Accepts IANA names (with the
 /// optional leading `:` of POSIX `TZ`); POSIX rule strings like `CET-1CEST` are rejected.
 pub fn resolve_tz(bak_tz: Option<&str>, tz: Option<&str>) -> Result<(Tz, &'static str)> {
-    let (var, flag, value) = match (bak_tz.filter(|v| !v.is_empty()), tz.filter(|v| !v.is_empty())) {
+    let (var, flag, value) = match (
+        bak_tz.filter(|v| !v.is_empty()),
+        tz.filter(|v| !v.is_empty()),
+    ) {
         (Some(v), _) => ("BAK_TZ", "--tz", v),
         (None, Some(v)) => ("TZ", "environment", v),
         (None, None) => return Ok((Tz::UTC, "default (UTC)")),
     };
     let name = value.strip_prefix(':').unwrap_or(value);
-    name.parse::<Tz>()
-        .map(|tz| (tz, var))
-        .map_err(|_| Error::config(format!("{var} ({flag})"), value, "unknown time zone: expected an IANA name such as Europe/Vienna or UTC"))
+    name.parse::<Tz>().map(|tz| (tz, var)).map_err(|_| {
+        Error::config(
+            format!("{var} ({flag})"),
+            value,
+            "unknown time zone: expected an IANA name such as Europe/Vienna or UTC",
+        )
+    })
 }
 
 fn parse_exec_resource(raw: &Raw, default: &str) -> Result<ExecResource> {
@@ -234,8 +256,12 @@ fn parse_exec_resource(raw: &Raw, default: &str) -> Result<ExecResource> {
         .ok_or_else(|| raw.err(&v, "expected deployment/NAME, statefulset/NAME or pod/NAME"))?;
     labels::validate_dns1123_subdomain(&raw.name(), name)?;
     match kind {
-        "deployment" | "deploy" | "deployments" | "deployment.apps" => Ok(ExecResource::Deployment(name.into())),
-        "statefulset" | "sts" | "statefulsets" | "statefulset.apps" => Ok(ExecResource::StatefulSet(name.into())),
+        "deployment" | "deploy" | "deployments" | "deployment.apps" => {
+            Ok(ExecResource::Deployment(name.into()))
+        }
+        "statefulset" | "sts" | "statefulsets" | "statefulset.apps" => {
+            Ok(ExecResource::StatefulSet(name.into()))
+        }
         "pod" | "po" | "pods" => Ok(ExecResource::Pod(name.into())),
         _ => Err(raw.err(&v, "expected deployment/NAME, statefulset/NAME or pod/NAME")),
     }
@@ -264,7 +290,10 @@ fn parse_host(raw: &Raw, default: &str) -> Result<String> {
 fn parse_value_ref(raw: &Raw, default: &str) -> Result<ValueRef> {
     let v = raw.string_or(default);
     if v.contains('\n') || v.contains('\0') {
-        return Err(raw.err(&redact_for_error(raw.var, &v), "must not contain a newline or NUL"));
+        return Err(raw.err(
+            &redact_for_error(raw.var, &v),
+            "must not contain a newline or NUL",
+        ));
     }
     Ok(ValueRef::parse(&v))
 }
@@ -301,7 +330,12 @@ impl Settings {
         if let Some(ns) = &namespace {
             labels::validate_dns1123_label(&ns_raw.name(), ns)?;
         }
-        d.push(("BAK_NAMESPACE", namespace.clone().unwrap_or_else(|| "<current kube context>".into())));
+        d.push((
+            "BAK_NAMESPACE",
+            namespace
+                .clone()
+                .unwrap_or_else(|| "<current kube context>".into()),
+        ));
 
         let pvc_raw = Raw::new("BAK_PVC_NAME", "--pvc", &a.pvc);
         let pvc = pvc_raw.string_or("data");
@@ -315,11 +349,16 @@ impl Settings {
         if let Some(r) = &vs_rand {
             naming::validate_rand(r)?;
         }
-        d.push(("BAK_VS_RAND", vs_rand.clone().unwrap_or_else(|| "<random>".into())));
+        d.push((
+            "BAK_VS_RAND",
+            vs_rand.clone().unwrap_or_else(|| "<random>".into()),
+        ));
 
         let type_raw = Raw::new("BAK_LABEL_VS_TYPE", "--type", &a.label_type);
         let type_text = type_raw.string_or("adhoc");
-        let vs_type: VsType = type_text.parse().map_err(|e: labels::UnknownValue| type_raw.err(&type_text, e.to_string()))?;
+        let vs_type: VsType = type_text
+            .parse()
+            .map_err(|e: labels::UnknownValue| type_raw.err(&type_text, e.to_string()))?;
         d.push(("BAK_LABEL_VS_TYPE", type_text));
 
         let pod_raw = Raw::new("BAK_LABEL_VS_POD", "--pod-label", &a.label_pod);
@@ -331,10 +370,13 @@ impl Settings {
 
         let retain_raw = Raw::new("BAK_LABEL_VS_RETAIN", "--retain", &a.retain);
         let retain_text = retain_raw.string_or("days");
-        let retain: Retain = retain_text.parse().map_err(|e: labels::UnknownValue| retain_raw.err(&retain_text, e.to_string()))?;
+        let retain: Retain = retain_text
+            .parse()
+            .map_err(|e: labels::UnknownValue| retain_raw.err(&retain_text, e.to_string()))?;
         d.push(("BAK_LABEL_VS_RETAIN", retain_text));
 
-        let retain_days = Raw::new("BAK_LABEL_VS_RETAIN_DAYS", "--retain-days", &a.retain_days).u32_in(30, 1, 36500)?;
+        let retain_days = Raw::new("BAK_LABEL_VS_RETAIN_DAYS", "--retain-days", &a.retain_days)
+            .u32_in(30, 1, 36500)?;
         d.push(("BAK_LABEL_VS_RETAIN_DAYS", retain_days.to_string()));
 
         let tmpl_raw = Raw::new("BAK_VS_NAME_TEMPLATE", "--name-template", &a.name_template);
@@ -346,13 +388,26 @@ impl Settings {
         if let Some(c) = &vs_class {
             labels::validate_dns1123_subdomain(&class_raw.name(), c)?;
         }
-        d.push(("BAK_VS_CLASS_NAME", vs_class.clone().unwrap_or_else(|| "<cluster default>".into())));
+        d.push((
+            "BAK_VS_CLASS_NAME",
+            vs_class
+                .clone()
+                .unwrap_or_else(|| "<cluster default>".into()),
+        ));
 
-        let wait_until_ready = Raw::new("BAK_VS_WAIT_UNTIL_READY", "--wait", &a.wait).bool_or(true)?;
+        let wait_until_ready =
+            Raw::new("BAK_VS_WAIT_UNTIL_READY", "--wait", &a.wait).bool_or(true)?;
         d.push(("BAK_VS_WAIT_UNTIL_READY", wait_until_ready.to_string()));
-        let wait_timeout =
-            Raw::new("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "--wait-timeout", &a.wait_timeout).duration_or("15m")?;
-        d.push(("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", format_duration(wait_timeout)));
+        let wait_timeout = Raw::new(
+            "BAK_VS_WAIT_UNTIL_READY_TIMEOUT",
+            "--wait-timeout",
+            &a.wait_timeout,
+        )
+        .duration_or("15m")?;
+        d.push((
+            "BAK_VS_WAIT_UNTIL_READY_TIMEOUT",
+            format_duration(wait_timeout),
+        ));
 
         let space_threshold_percent = Raw::new(
             "BAK_THRESHOLD_SPACE_USED_PERCENTAGE",
@@ -360,11 +415,19 @@ impl Settings {
             &a.threshold_space_used,
         )
         .u32_in(90, 1, 100)? as u8;
-        d.push(("BAK_THRESHOLD_SPACE_USED_PERCENTAGE", space_threshold_percent.to_string()));
+        d.push((
+            "BAK_THRESHOLD_SPACE_USED_PERCENTAGE",
+            space_threshold_percent.to_string(),
+        ));
 
-        let dump_timeout = Raw::new("BAK_DB_DUMP_TIMEOUT", "--dump-timeout", &a.dump_timeout).duration_or("3h")?;
+        let dump_timeout =
+            Raw::new("BAK_DB_DUMP_TIMEOUT", "--dump-timeout", &a.dump_timeout).duration_or("3h")?;
         if dump_timeout.is_zero() {
-            return Err(Error::config("BAK_DB_DUMP_TIMEOUT (--dump-timeout)", "0", "must be greater than zero"));
+            return Err(Error::config(
+                "BAK_DB_DUMP_TIMEOUT (--dump-timeout)",
+                "0",
+                "must be greater than zero",
+            ));
         }
         d.push(("BAK_DB_DUMP_TIMEOUT", format_duration(dump_timeout)));
 
@@ -409,9 +472,14 @@ impl Settings {
             1,
             1024,
         )?;
-        let flock_dir = Raw::new("BAK_FLOCK_DIR", "--flock-dir", &a.flock_dir).string_or("/mnt/host-backup-locks");
-        let flock_timeout =
-            Raw::new("BAK_FLOCK_TIMEOUT_SEC", "--flock-timeout-sec", &a.flock_timeout_sec).u32_in(3600, 0, 7 * 86400)?;
+        let flock_dir = Raw::new("BAK_FLOCK_DIR", "--flock-dir", &a.flock_dir)
+            .string_or("/mnt/host-backup-locks");
+        let flock_timeout = Raw::new(
+            "BAK_FLOCK_TIMEOUT_SEC",
+            "--flock-timeout-sec",
+            &a.flock_timeout_sec,
+        )
+        .u32_in(3600, 0, 7 * 86400)?;
         d.push(("BAK_FLOCK", flock_enabled.to_string()));
         d.push(("BAK_FLOCK_COUNT", flock_count.to_string()));
         d.push(("BAK_FLOCK_DIR", flock_dir.clone()));
@@ -422,16 +490,27 @@ impl Settings {
             timeout: Duration::from_secs(flock_timeout.into()),
         });
 
-        let lease_wait = Raw::new("BAK_LEASE_WAIT", "--lease-wait", &a.lease_wait).bool_or(false)?;
-        let lease_wait_timeout =
-            Raw::new("BAK_LEASE_WAIT_TIMEOUT", "--lease-wait-timeout", &a.lease_wait_timeout).duration_or("1h")?;
-        let lease_duration_raw = Raw::new("BAK_LEASE_DURATION", "--lease-duration", &a.lease_duration);
+        let lease_wait =
+            Raw::new("BAK_LEASE_WAIT", "--lease-wait", &a.lease_wait).bool_or(false)?;
+        let lease_wait_timeout = Raw::new(
+            "BAK_LEASE_WAIT_TIMEOUT",
+            "--lease-wait-timeout",
+            &a.lease_wait_timeout,
+        )
+        .duration_or("1h")?;
+        let lease_duration_raw =
+            Raw::new("BAK_LEASE_DURATION", "--lease-duration", &a.lease_duration);
         let lease_duration = lease_duration_raw.duration_or("60s")?;
         if lease_duration < Duration::from_secs(3) {
-            return Err(lease_duration_raw.err(&format_duration(lease_duration), "must be at least 3s"));
+            return Err(
+                lease_duration_raw.err(&format_duration(lease_duration), "must be at least 3s")
+            );
         }
         d.push(("BAK_LEASE_WAIT", lease_wait.to_string()));
-        d.push(("BAK_LEASE_WAIT_TIMEOUT", format_duration(lease_wait_timeout)));
+        d.push((
+            "BAK_LEASE_WAIT_TIMEOUT",
+            format_duration(lease_wait_timeout),
+        ));
         d.push(("BAK_LEASE_DURATION", format_duration(lease_duration)));
 
         let (tz, tz_source) = resolve_tz(a.tz.as_deref(), tz_env)?;
@@ -454,7 +533,10 @@ impl Settings {
             dump_timeout,
             databases,
             flock,
-            lease: LeaseSettings { wait: lease_wait.then_some(lease_wait_timeout), duration: lease_duration },
+            lease: LeaseSettings {
+                wait: lease_wait.then_some(lease_wait_timeout),
+                duration: lease_duration,
+            },
             tz,
             tz_source,
             described: d,
@@ -463,24 +545,52 @@ impl Settings {
 
     fn postgres_job(a: &CreateArgs, d: &mut Vec<(&'static str, String)>) -> Result<DbJob> {
         let exec_resource = parse_exec_resource(
-            &Raw::new("BAK_DB_POSTGRES_EXEC_RESOURCE", "--postgres-exec-resource", &a.postgres_exec_resource),
+            &Raw::new(
+                "BAK_DB_POSTGRES_EXEC_RESOURCE",
+                "--postgres-exec-resource",
+                &a.postgres_exec_resource,
+            ),
             "deployment/app-base",
         )?;
-        let container_raw = Raw::new("BAK_DB_POSTGRES_EXEC_CONTAINER", "--postgres-exec-container", &a.postgres_exec_container);
+        let container_raw = Raw::new(
+            "BAK_DB_POSTGRES_EXEC_CONTAINER",
+            "--postgres-exec-container",
+            &a.postgres_exec_container,
+        );
         let container = container_raw.string_or("postgres");
         labels::validate_dns1123_label(&container_raw.name(), &container)?;
         let target = DbTarget {
             engine: Engine::Postgres,
-            host: parse_host(&Raw::new("BAK_DB_POSTGRES_HOST", "--postgres-host", &a.postgres_host), "127.0.0.1")?,
-            port: parse_port(&Raw::new("BAK_DB_POSTGRES_PORT", "--postgres-port", &a.postgres_port), 5432)?,
-            user: parse_value_ref(&Raw::new("BAK_DB_POSTGRES_USER", "--postgres-user", &a.postgres_user), "${POSTGRES_USER}")?,
+            host: parse_host(
+                &Raw::new("BAK_DB_POSTGRES_HOST", "--postgres-host", &a.postgres_host),
+                "127.0.0.1",
+            )?,
+            port: parse_port(
+                &Raw::new("BAK_DB_POSTGRES_PORT", "--postgres-port", &a.postgres_port),
+                5432,
+            )?,
+            user: parse_value_ref(
+                &Raw::new("BAK_DB_POSTGRES_USER", "--postgres-user", &a.postgres_user),
+                "${POSTGRES_USER}",
+            )?,
             password: parse_value_ref(
-                &Raw::new("BAK_DB_POSTGRES_PASSWORD", "--postgres-password", &a.postgres_password),
+                &Raw::new(
+                    "BAK_DB_POSTGRES_PASSWORD",
+                    "--postgres-password",
+                    &a.postgres_password,
+                ),
                 "${POSTGRES_PASSWORD}",
             )?,
-            database: parse_value_ref(&Raw::new("BAK_DB_POSTGRES_DB", "--postgres-db", &a.postgres_db), "${POSTGRES_DB}")?,
+            database: parse_value_ref(
+                &Raw::new("BAK_DB_POSTGRES_DB", "--postgres-db", &a.postgres_db),
+                "${POSTGRES_DB}",
+            )?,
             dump_file: parse_dump_file(
-                &Raw::new("BAK_DB_POSTGRES_DUMP_FILE", "--postgres-dump-file", &a.postgres_dump_file),
+                &Raw::new(
+                    "BAK_DB_POSTGRES_DUMP_FILE",
+                    "--postgres-dump-file",
+                    &a.postgres_dump_file,
+                ),
                 "/var/lib/postgresql/data/dump.sql.gz",
             )?,
             default_character_set: String::new(),
@@ -491,17 +601,28 @@ impl Settings {
         d.push(("BAK_DB_POSTGRES_HOST", target.host.clone()));
         d.push(("BAK_DB_POSTGRES_PORT", target.port.to_string()));
         d.push(("BAK_DB_POSTGRES_USER", show_ref("USER", &target.user)));
-        d.push(("BAK_DB_POSTGRES_PASSWORD", show_ref("PASSWORD", &target.password)));
+        d.push((
+            "BAK_DB_POSTGRES_PASSWORD",
+            show_ref("PASSWORD", &target.password),
+        ));
         d.push(("BAK_DB_POSTGRES_DB", show_ref("DB", &target.database)));
         db_check(target, exec_resource, container, "BAK_DB_POSTGRES_*")
     }
 
     fn mysql_job(a: &CreateArgs, d: &mut Vec<(&'static str, String)>) -> Result<DbJob> {
         let exec_resource = parse_exec_resource(
-            &Raw::new("BAK_DB_MYSQL_EXEC_RESOURCE", "--mysql-exec-resource", &a.mysql_exec_resource),
+            &Raw::new(
+                "BAK_DB_MYSQL_EXEC_RESOURCE",
+                "--mysql-exec-resource",
+                &a.mysql_exec_resource,
+            ),
             "deployment/app-base",
         )?;
-        let container_raw = Raw::new("BAK_DB_MYSQL_EXEC_CONTAINER", "--mysql-exec-container", &a.mysql_exec_container);
+        let container_raw = Raw::new(
+            "BAK_DB_MYSQL_EXEC_CONTAINER",
+            "--mysql-exec-container",
+            &a.mysql_exec_container,
+        );
         let container = container_raw.string_or("mysql");
         labels::validate_dns1123_label(&container_raw.name(), &container)?;
         let charset_raw = Raw::new(
@@ -510,21 +631,44 @@ impl Settings {
             &a.mysql_default_character_set,
         );
         let charset = charset_raw.string_or("utf8");
-        if !charset.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if !charset
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             return Err(charset_raw.err(&charset, "expected a character set name such as utf8mb4"));
         }
         let target = DbTarget {
             engine: Engine::Mysql,
-            host: parse_host(&Raw::new("BAK_DB_MYSQL_HOST", "--mysql-host", &a.mysql_host), "127.0.0.1")?,
-            port: parse_port(&Raw::new("BAK_DB_MYSQL_PORT", "--mysql-port", &a.mysql_port), 3306)?,
-            user: parse_value_ref(&Raw::new("BAK_DB_MYSQL_USER", "--mysql-user", &a.mysql_user), "root")?,
+            host: parse_host(
+                &Raw::new("BAK_DB_MYSQL_HOST", "--mysql-host", &a.mysql_host),
+                "127.0.0.1",
+            )?,
+            port: parse_port(
+                &Raw::new("BAK_DB_MYSQL_PORT", "--mysql-port", &a.mysql_port),
+                3306,
+            )?,
+            user: parse_value_ref(
+                &Raw::new("BAK_DB_MYSQL_USER", "--mysql-user", &a.mysql_user),
+                "root",
+            )?,
             password: parse_value_ref(
-                &Raw::new("BAK_DB_MYSQL_PASSWORD", "--mysql-password", &a.mysql_password),
+                &Raw::new(
+                    "BAK_DB_MYSQL_PASSWORD",
+                    "--mysql-password",
+                    &a.mysql_password,
+                ),
                 "${MYSQL_ROOT_PASSWORD}",
             )?,
-            database: parse_value_ref(&Raw::new("BAK_DB_MYSQL_DB", "--mysql-db", &a.mysql_db), "${MYSQL_DATABASE}")?,
+            database: parse_value_ref(
+                &Raw::new("BAK_DB_MYSQL_DB", "--mysql-db", &a.mysql_db),
+                "${MYSQL_DATABASE}",
+            )?,
             dump_file: parse_dump_file(
-                &Raw::new("BAK_DB_MYSQL_DUMP_FILE", "--mysql-dump-file", &a.mysql_dump_file),
+                &Raw::new(
+                    "BAK_DB_MYSQL_DUMP_FILE",
+                    "--mysql-dump-file",
+                    &a.mysql_dump_file,
+                ),
                 "/var/lib/mysql/dump.sql.gz",
             )?,
             default_character_set: charset,
@@ -535,17 +679,32 @@ impl Settings {
         d.push(("BAK_DB_MYSQL_HOST", target.host.clone()));
         d.push(("BAK_DB_MYSQL_PORT", target.port.to_string()));
         d.push(("BAK_DB_MYSQL_USER", show_ref("USER", &target.user)));
-        d.push(("BAK_DB_MYSQL_PASSWORD", show_ref("PASSWORD", &target.password)));
+        d.push((
+            "BAK_DB_MYSQL_PASSWORD",
+            show_ref("PASSWORD", &target.password),
+        ));
         d.push(("BAK_DB_MYSQL_DB", show_ref("DB", &target.database)));
-        d.push(("BAK_DB_MYSQL_DEFAULT_CHARACTER_SET", target.default_character_set.clone()));
+        d.push((
+            "BAK_DB_MYSQL_DEFAULT_CHARACTER_SET",
+            target.default_character_set.clone(),
+        ));
         db_check(target, exec_resource, container, "BAK_DB_MYSQL_*")
     }
 }
 
 /// The script builders' own validation, as a configuration error.
-fn db_check(target: DbTarget, exec_resource: ExecResource, container: String, vars: &str) -> Result<DbJob> {
+fn db_check(
+    target: DbTarget,
+    exec_resource: ExecResource,
+    container: String,
+    vars: &str,
+) -> Result<DbJob> {
     crate::db::validate(&target).map_err(|reason| Error::config(vars, "", reason))?;
-    Ok(DbJob { target, exec_resource, container })
+    Ok(DbJob {
+        target,
+        exec_resource,
+        container,
+    })
 }
 
 #[cfg(test)]
@@ -553,7 +712,10 @@ mod tests {
     use super::*;
 
     fn args() -> CreateArgs {
-        CreateArgs { postgres: Some("true".into()), ..Default::default() }
+        CreateArgs {
+            postgres: Some("true".into()),
+            ..Default::default()
+        }
     }
 
     fn err_of(a: &CreateArgs) -> String {
@@ -580,53 +742,102 @@ mod tests {
         assert!(s.flock.is_none());
         assert_eq!(s.tz, Tz::UTC);
         let pg = &s.databases[0];
-        assert_eq!(pg.exec_resource, ExecResource::Deployment("app-base".into()));
+        assert_eq!(
+            pg.exec_resource,
+            ExecResource::Deployment("app-base".into())
+        );
         assert_eq!(pg.container, "postgres");
         assert_eq!(pg.target.dump_file, "/var/lib/postgresql/data/dump.sql.gz");
         assert_eq!(pg.target.port, 5432);
-        assert_eq!(pg.target.password, ValueRef::Env("POSTGRES_PASSWORD".into()));
+        assert_eq!(
+            pg.target.password,
+            ValueRef::Env("POSTGRES_PASSWORD".into())
+        );
         assert_eq!(pg.target.user, ValueRef::Env("POSTGRES_USER".into()));
     }
 
     #[test]
     fn mysql_defaults() {
-        let a = CreateArgs { mysql: Some("true".into()), ..Default::default() };
+        let a = CreateArgs {
+            mysql: Some("true".into()),
+            ..Default::default()
+        };
         let s = Settings::from_args(&a, None, 4).unwrap();
         let my = &s.databases[0];
         assert_eq!(my.target.engine, Engine::Mysql);
         assert_eq!(my.container, "mysql");
         assert_eq!(my.target.user, ValueRef::Literal("root".into()));
-        assert_eq!(my.target.password, ValueRef::Env("MYSQL_ROOT_PASSWORD".into()));
+        assert_eq!(
+            my.target.password,
+            ValueRef::Env("MYSQL_ROOT_PASSWORD".into())
+        );
         assert_eq!(my.target.default_character_set, "utf8");
         assert_eq!(my.target.dump_file, "/var/lib/mysql/dump.sql.gz");
     }
 
     #[test]
     fn invalid_boolean_names_variable_and_value() {
-        let a = CreateArgs { dry_run: Some("yes".into()), ..args() };
+        let a = CreateArgs {
+            dry_run: Some("yes".into()),
+            ..args()
+        };
         let msg = err_of(&a);
-        assert!(msg.contains("BAK_DRY_RUN") && msg.contains("--dry-run") && msg.contains("\"yes\""), "{msg}");
+        assert!(
+            msg.contains("BAK_DRY_RUN") && msg.contains("--dry-run") && msg.contains("\"yes\""),
+            "{msg}"
+        );
     }
 
     #[test]
     fn go_booleans_are_accepted() {
-        for (v, want) in [("1", true), ("T", true), ("True", true), ("0", false), ("FALSE", false)] {
-            let a = CreateArgs { dry_run: Some(v.into()), ..args() };
-            assert_eq!(Settings::from_args(&a, None, 4).unwrap().dry_run, want, "{v}");
+        for (v, want) in [
+            ("1", true),
+            ("T", true),
+            ("True", true),
+            ("0", false),
+            ("FALSE", false),
+        ] {
+            let a = CreateArgs {
+                dry_run: Some(v.into()),
+                ..args()
+            };
+            assert_eq!(
+                Settings::from_args(&a, None, 4).unwrap().dry_run,
+                want,
+                "{v}"
+            );
         }
     }
 
     #[test]
     fn numbers_are_checked() {
-        let msg = err_of(&CreateArgs { flock_count: Some("0".into()), ..args() });
+        let msg = err_of(&CreateArgs {
+            flock_count: Some("0".into()),
+            ..args()
+        });
         assert!(msg.contains("BAK_FLOCK_COUNT"), "{msg}");
-        let msg = err_of(&CreateArgs { threshold_space_used: Some("ninety".into()), ..args() });
-        assert!(msg.contains("BAK_THRESHOLD_SPACE_USED_PERCENTAGE") && msg.contains("ninety"), "{msg}");
-        let msg = err_of(&CreateArgs { threshold_space_used: Some("101".into()), ..args() });
+        let msg = err_of(&CreateArgs {
+            threshold_space_used: Some("ninety".into()),
+            ..args()
+        });
+        assert!(
+            msg.contains("BAK_THRESHOLD_SPACE_USED_PERCENTAGE") && msg.contains("ninety"),
+            "{msg}"
+        );
+        let msg = err_of(&CreateArgs {
+            threshold_space_used: Some("101".into()),
+            ..args()
+        });
         assert!(msg.contains("101"), "{msg}");
-        let msg = err_of(&CreateArgs { postgres_port: Some("70000".into()), ..args() });
+        let msg = err_of(&CreateArgs {
+            postgres_port: Some("70000".into()),
+            ..args()
+        });
         assert!(msg.contains("BAK_DB_POSTGRES_PORT"), "{msg}");
-        let msg = err_of(&CreateArgs { retain_days: Some("-1".into()), ..args() });
+        let msg = err_of(&CreateArgs {
+            retain_days: Some("-1".into()),
+            ..args()
+        });
         assert!(msg.contains("BAK_LABEL_VS_RETAIN_DAYS"), "{msg}");
     }
 
@@ -641,8 +852,14 @@ mod tests {
         assert!(parse_duration("15 minutes").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("").is_err());
-        let msg = err_of(&CreateArgs { wait_timeout: Some("900".into()), ..args() });
-        assert!(msg.contains("BAK_VS_WAIT_UNTIL_READY_TIMEOUT") && msg.contains("unit"), "{msg}");
+        let msg = err_of(&CreateArgs {
+            wait_timeout: Some("900".into()),
+            ..args()
+        });
+        assert!(
+            msg.contains("BAK_VS_WAIT_UNTIL_READY_TIMEOUT") && msg.contains("unit"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -656,59 +873,116 @@ mod tests {
 
     #[test]
     fn enums_are_strict() {
-        let msg = err_of(&CreateArgs { retain: Some("weekly".into()), ..args() });
-        assert!(msg.contains("BAK_LABEL_VS_RETAIN") && msg.contains("weekly"), "{msg}");
-        let msg = err_of(&CreateArgs { label_type: Some("manual".into()), ..args() });
+        let msg = err_of(&CreateArgs {
+            retain: Some("weekly".into()),
+            ..args()
+        });
+        assert!(
+            msg.contains("BAK_LABEL_VS_RETAIN") && msg.contains("weekly"),
+            "{msg}"
+        );
+        let msg = err_of(&CreateArgs {
+            label_type: Some("manual".into()),
+            ..args()
+        });
         assert!(msg.contains("BAK_LABEL_VS_TYPE"), "{msg}");
-        let msg = err_of(&CreateArgs { postgres_exec_resource: Some("daemonset/x".into()), ..args() });
+        let msg = err_of(&CreateArgs {
+            postgres_exec_resource: Some("daemonset/x".into()),
+            ..args()
+        });
         assert!(msg.contains("BAK_DB_POSTGRES_EXEC_RESOURCE"), "{msg}");
     }
 
     #[test]
     fn names_are_checked() {
-        let msg = err_of(&CreateArgs { namespace: Some("Bad_NS".into()), ..args() });
+        let msg = err_of(&CreateArgs {
+            namespace: Some("Bad_NS".into()),
+            ..args()
+        });
         assert!(msg.contains("BAK_NAMESPACE"), "{msg}");
         let long = "a".repeat(64);
-        let msg = err_of(&CreateArgs { label_pod: Some(long.clone()), ..args() });
+        let msg = err_of(&CreateArgs {
+            label_pod: Some(long.clone()),
+            ..args()
+        });
         assert!(msg.contains("BAK_LABEL_VS_POD"), "{msg}");
-        let msg = err_of(&CreateArgs { pvc: Some(long), ..args() });
+        let msg = err_of(&CreateArgs {
+            pvc: Some(long),
+            ..args()
+        });
         assert!(msg.contains("BAK_PVC_NAME"), "{msg}");
-        let msg = err_of(&CreateArgs { postgres_dump_file: Some("relative/dump.sql.gz".into()), ..args() });
+        let msg = err_of(&CreateArgs {
+            postgres_dump_file: Some("relative/dump.sql.gz".into()),
+            ..args()
+        });
         assert!(msg.contains("BAK_DB_POSTGRES_DUMP_FILE"), "{msg}");
     }
 
     #[test]
     fn skip_and_database_contradict() {
-        let msg = err_of(&CreateArgs { db_skip: Some("true".into()), ..args() });
-        assert!(msg.contains("BAK_DB_SKIP") && msg.contains("BAK_DB_POSTGRES"), "{msg}");
+        let msg = err_of(&CreateArgs {
+            db_skip: Some("true".into()),
+            ..args()
+        });
+        assert!(
+            msg.contains("BAK_DB_SKIP") && msg.contains("BAK_DB_POSTGRES"),
+            "{msg}"
+        );
         let msg = err_of(&CreateArgs::default());
         assert!(msg.contains("no database selected"), "{msg}");
-        let s = Settings::from_args(&CreateArgs { db_skip: Some("true".into()), ..Default::default() }, None, 4).unwrap();
+        let s = Settings::from_args(
+            &CreateArgs {
+                db_skip: Some("true".into()),
+                ..Default::default()
+            },
+            None,
+            4,
+        )
+        .unwrap();
         assert!(s.databases.is_empty());
     }
 
     #[test]
     fn both_engines_can_be_dumped() {
-        let a = CreateArgs { mysql: Some("true".into()), ..args() };
+        let a = CreateArgs {
+            mysql: Some("true".into()),
+            ..args()
+        };
         let s = Settings::from_args(&a, None, 4).unwrap();
         assert_eq!(s.databases.len(), 2);
     }
 
     #[test]
     fn time_zone_resolution() {
-        assert_eq!(resolve_tz(None, Some("Europe/Vienna")).unwrap().0, chrono_tz::Europe::Vienna);
-        assert_eq!(resolve_tz(None, Some(":Europe/Vienna")).unwrap().0, chrono_tz::Europe::Vienna);
-        assert_eq!(resolve_tz(Some("America/New_York"), Some("Europe/Vienna")).unwrap().1, "BAK_TZ");
+        assert_eq!(
+            resolve_tz(None, Some("Europe/Vienna")).unwrap().0,
+            chrono_tz::Europe::Vienna
+        );
+        assert_eq!(
+            resolve_tz(None, Some(":Europe/Vienna")).unwrap().0,
+            chrono_tz::Europe::Vienna
+        );
+        assert_eq!(
+            resolve_tz(Some("America/New_York"), Some("Europe/Vienna"))
+                .unwrap()
+                .1,
+            "BAK_TZ"
+        );
         assert_eq!(resolve_tz(None, None).unwrap().0, Tz::UTC);
         let e = resolve_tz(None, Some("CET-1CEST")).unwrap_err().to_string();
         assert!(e.contains("TZ") && e.contains("CET-1CEST"), "{e}");
-        let e = resolve_tz(Some("Mars/Olympus"), None).unwrap_err().to_string();
+        let e = resolve_tz(Some("Mars/Olympus"), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("BAK_TZ"), "{e}");
     }
 
     #[test]
     fn env_redacts_literal_passwords_but_shows_references() {
-        let a = CreateArgs { postgres_password: Some("s3cret".into()), ..args() };
+        let a = CreateArgs {
+            postgres_password: Some("s3cret".into()),
+            ..args()
+        };
         let s = Settings::from_args(&a, None, 4).unwrap();
         let shown: std::collections::HashMap<_, _> = s.described.iter().cloned().collect();
         assert_eq!(shown["BAK_DB_POSTGRES_PASSWORD"], "<redacted>");
@@ -718,13 +992,24 @@ mod tests {
 
     #[test]
     fn flock_settings() {
-        let a = CreateArgs { flock: Some("true".into()), ..args() };
+        let a = CreateArgs {
+            flock: Some("true".into()),
+            ..args()
+        };
         let s = Settings::from_args(&a, None, 8).unwrap();
         let f = s.flock.unwrap();
         assert_eq!(f.count, 4);
         assert_eq!(f.dir, PathBuf::from("/mnt/host-backup-locks"));
         assert_eq!(f.timeout, Duration::from_secs(3600));
-        let s = Settings::from_args(&CreateArgs { flock: Some("true".into()), ..args() }, None, 1).unwrap();
+        let s = Settings::from_args(
+            &CreateArgs {
+                flock: Some("true".into()),
+                ..args()
+            },
+            None,
+            1,
+        )
+        .unwrap();
         assert_eq!(s.flock.unwrap().count, 1);
     }
 }

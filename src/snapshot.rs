@@ -119,7 +119,10 @@ impl VolumeSnapshot {
         let mut vs = VolumeSnapshot::new(
             name,
             VolumeSnapshotSpec {
-                source: VolumeSnapshotSource { persistent_volume_claim_name: Some(pvc.to_string()), ..Default::default() },
+                source: VolumeSnapshotSource {
+                    persistent_volume_claim_name: Some(pvc.to_string()),
+                    ..Default::default()
+                },
                 volume_snapshot_class_name: class.map(str::to_string),
             },
         );
@@ -130,11 +133,16 @@ impl VolumeSnapshot {
     }
 
     pub fn readiness(&self) -> Readiness {
-        let Some(status) = &self.status else { return Readiness::Pending };
+        let Some(status) = &self.status else {
+            return Readiness::Pending;
+        };
         if let Some(err) = &status.error {
             // The snapshotter may set `error` for a transient failure and clear it on retry, but
             // a snapshot that reports an error has not produced a usable backup now: fail closed.
-            let msg = err.message.clone().unwrap_or_else(|| "snapshot controller reported an error".into());
+            let msg = err
+                .message
+                .clone()
+                .unwrap_or_else(|| "snapshot controller reported an error".into());
             return Readiness::Failed(msg);
         }
         if status.ready_to_use == Some(true) {
@@ -181,10 +189,17 @@ mod tests {
 
     #[test]
     fn readiness_reads_error_before_ready() {
-        assert_eq!(vs_with_status(serde_json::json!({"readyToUse": true})).readiness(), Readiness::Ready);
-        assert_eq!(vs_with_status(serde_json::json!({"readyToUse": false})).readiness(), Readiness::Pending);
         assert_eq!(
-            vs_with_status(serde_json::json!({"readyToUse": false, "error": {"message": "boom"}})).readiness(),
+            vs_with_status(serde_json::json!({"readyToUse": true})).readiness(),
+            Readiness::Ready
+        );
+        assert_eq!(
+            vs_with_status(serde_json::json!({"readyToUse": false})).readiness(),
+            Readiness::Pending
+        );
+        assert_eq!(
+            vs_with_status(serde_json::json!({"readyToUse": false, "error": {"message": "boom"}}))
+                .readiness(),
             Readiness::Failed("boom".into())
         );
     }
@@ -192,19 +207,37 @@ mod tests {
     #[test]
     fn taken_at_prefers_status_creation_time() {
         let vs = vs_with_status(serde_json::json!({"creationTime": "2025-01-08T16:43:08Z"}));
-        assert_eq!(vs.taken_at().unwrap().to_rfc3339(), "2025-01-08T16:43:08+00:00");
+        assert_eq!(
+            vs.taken_at().unwrap().to_rfc3339(),
+            "2025-01-08T16:43:08+00:00"
+        );
         let vs = vs_with_status(serde_json::json!({}));
-        assert_eq!(vs.taken_at().unwrap().to_rfc3339(), "2025-01-08T16:43:10+00:00");
+        assert_eq!(
+            vs.taken_at().unwrap().to_rfc3339(),
+            "2025-01-08T16:43:10+00:00"
+        );
     }
 
     #[test]
     fn new_snapshot_serializes_like_kubectl_would_send_it() {
-        let vs = VolumeSnapshot::for_pvc("data-x", "ns", "data", Some("csi-hostpath-snapclass"), BTreeMap::new(), BTreeMap::new());
+        let vs = VolumeSnapshot::for_pvc(
+            "data-x",
+            "ns",
+            "data",
+            Some("csi-hostpath-snapclass"),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        );
         let v = serde_json::to_value(&vs).unwrap();
         assert_eq!(v["apiVersion"], "snapshot.storage.k8s.io/v1");
         assert_eq!(v["kind"], "VolumeSnapshot");
         assert_eq!(v["spec"]["source"]["persistentVolumeClaimName"], "data");
-        assert_eq!(v["spec"]["volumeSnapshotClassName"], "csi-hostpath-snapclass");
-        assert!(v["spec"]["source"].get("volumeSnapshotContentName").is_none());
+        assert_eq!(
+            v["spec"]["volumeSnapshotClassName"],
+            "csi-hostpath-snapclass"
+        );
+        assert!(v["spec"]["source"]
+            .get("volumeSnapshotContentName")
+            .is_none());
     }
 }

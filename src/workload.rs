@@ -53,10 +53,20 @@ pub fn unfit_reason(pod: &Pod, container: &str) -> Option<String> {
     if !ready {
         return Some("is not Ready".into());
     }
-    let has_container = pod.spec.as_ref().is_some_and(|s| s.containers.iter().any(|c| c.name == container));
+    let has_container = pod
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.containers.iter().any(|c| c.name == container));
     if !has_container {
-        let names: Vec<_> = pod.spec.iter().flat_map(|s| s.containers.iter().map(|c| c.name.as_str())).collect();
-        return Some(format!("has no container {container:?} (containers: {})", names.join(", ")));
+        let names: Vec<_> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter().map(|c| c.name.as_str()))
+            .collect();
+        return Some(format!(
+            "has no container {container:?} (containers: {})",
+            names.join(", ")
+        ));
     }
     None
 }
@@ -69,20 +79,32 @@ pub fn pick<'a>(pods: &'a [Pod], container: &str) -> Result<&'a Pod, String> {
     for pod in sorted {
         match unfit_reason(pod, container) {
             None => return Ok(pod),
-            Some(r) => reasons.push(format!("pod {} {r}", pod.metadata.name.as_deref().unwrap_or("?"))),
+            Some(r) => reasons.push(format!(
+                "pod {} {r}",
+                pod.metadata.name.as_deref().unwrap_or("?")
+            )),
         }
     }
     if reasons.is_empty() {
         Err("no pods match its selector".into())
     } else {
-        Err(format!("no Running, Ready pod with the container: {}", reasons.join("; ")))
+        Err(format!(
+            "no Running, Ready pod with the container: {}",
+            reasons.join("; ")
+        ))
     }
 }
 
 /// Resolves the exec resource to a pod name in `namespace`.
-pub async fn resolve_pod(client: &kube::Client, namespace: &str, resource: &ExecResource, container: &str) -> Result<String> {
+pub async fn resolve_pod(
+    client: &kube::Client,
+    namespace: &str,
+    resource: &ExecResource,
+    container: &str,
+) -> Result<String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let not_found = |what: String| Error::Precondition(format!("{resource} in namespace {namespace}: {what}"));
+    let not_found =
+        |what: String| Error::Precondition(format!("{resource} in namespace {namespace}: {what}"));
     let selector = match resource {
         ExecResource::Pod(name) => {
             let pod = pods
@@ -115,7 +137,8 @@ pub async fn resolve_pod(client: &kube::Client, namespace: &str, resource: &Exec
         }
     };
     let selector = selector.ok_or_else(|| not_found("has no spec.selector".into()))?;
-    let query = selector_query(&selector).map_err(|e| not_found(format!("cannot use its selector: {e}")))?;
+    let query = selector_query(&selector)
+        .map_err(|e| not_found(format!("cannot use its selector: {e}")))?;
     let list = pods
         .list(&ListParams::default().labels(&query))
         .await
@@ -153,7 +176,10 @@ mod tests {
             ]
         }))
         .unwrap();
-        assert_eq!(selector_query(&sel).unwrap(), "app=db,tier in (a,b),!canary,zone notin (x),role");
+        assert_eq!(
+            selector_query(&sel).unwrap(),
+            "app=db,tier in (a,b),!canary,zone notin (x),role"
+        );
         assert!(selector_query(&LabelSelector::default()).is_err());
     }
 
@@ -164,7 +190,10 @@ mod tests {
             pod("db-0", "Running", true, &["postgres"], true),
             pod("db-1", "Running", true, &["postgres", "metrics"], false),
         ];
-        assert_eq!(pick(&pods, "postgres").unwrap().metadata.name.as_deref(), Some("db-1"));
+        assert_eq!(
+            pick(&pods, "postgres").unwrap().metadata.name.as_deref(),
+            Some("db-1")
+        );
     }
 
     #[test]
@@ -178,6 +207,9 @@ mod tests {
         assert!(e.contains("pod a is Pending"), "{e}");
         assert!(e.contains("pod b is not Ready"), "{e}");
         assert!(e.contains("pod c has no container \"postgres\""), "{e}");
-        assert_eq!(pick(&[], "postgres").unwrap_err(), "no pods match its selector");
+        assert_eq!(
+            pick(&[], "postgres").unwrap_err(),
+            "no pods match its selector"
+        );
     }
 }

@@ -16,13 +16,13 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde::Serialize;
 
+use crate::cli::OutputFormat;
 use crate::db::{self, DbTarget, Engine};
 use crate::exec::{self, ExecRequest};
 use crate::labels::{self, ExistingSnapshot, LabelInput, Retain};
 use crate::naming::NameInput;
 use crate::settings::{DbJob, Settings};
 use crate::snapshot::{Readiness, VolumeSnapshot};
-use crate::cli::OutputFormat;
 use crate::{lease, lock, workload, Error, ExitStatus, Result};
 
 /// Timeout of the quick in-pod scripts (checks, free space).
@@ -69,8 +69,8 @@ pub struct CreateReport {
     pub ready: bool,
     pub dumps: Vec<DumpReport>,
     pub labels: BTreeMap<String, String>,
-    /// Seconds per phase, in the order they ran.
-    pub phases: Vec<(String, f64)>,
+    /// Time per phase, in the order they ran.
+    pub phases: Vec<Phase>,
     pub lock_slot: Option<u32>,
     #[serde(skip)]
     pub pvc_uid: Option<String>,
@@ -81,11 +81,21 @@ pub struct CreateReport {
     pub error: Option<String>,
 }
 
+/// How long one phase took.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub seconds: f64,
+}
+
 impl CreateReport {
     fn phase(&mut self, name: &str, started: Instant) {
-        let secs = started.elapsed().as_secs_f64();
-        tracing::debug!(phase = name, seconds = secs, "phase done");
-        self.phases.push((name.to_string(), (secs * 1000.0).round() / 1000.0));
+        let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+        tracing::debug!(phase = name, seconds, "phase done");
+        self.phases.push(Phase {
+            name: name.to_string(),
+            seconds,
+        });
     }
 }
 
@@ -127,7 +137,8 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
     };
     let mut creation_labels = labels::creation_labels(&label_input, ctx.now)?;
     let annotation = labels::env_config_annotation(ctx.env.iter().cloned());
-    let annotations: BTreeMap<String, String> = [(labels::ENV_CONFIG.to_string(), annotation)].into();
+    let annotations: BTreeMap<String, String> =
+        [(labels::ENV_CONFIG.to_string(), annotation)].into();
 
     // 1. Node lock slot (a local file lock; skipped in a dry run like the original).
     let _slot = match (&s.flock, s.dry_run) {
@@ -146,7 +157,15 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
         None
     } else {
         let t = Instant::now();
-        let l = lease::acquire(&ctx.client, ns, &s.pvc, &ctx.holder, s.lease.duration, s.lease.wait).await?;
+        let l = lease::acquire(
+            &ctx.client,
+            ns,
+            &s.pvc,
+            &ctx.holder,
+            s.lease.duration,
+            s.lease.wait,
+        )
+        .await?;
         report.phase("lease", t);
         Some(l)
     };
@@ -170,8 +189,19 @@ async fn record_event(ctx: &CreateContext, report: &CreateReport, result: &Resul
     let pvc = &ctx.settings.pvc;
     let snapshot = report.snapshot.as_deref().unwrap_or("-");
     let (type_, reason, message) = match result {
-        Ok(()) => ("Normal", "BackupSucceeded", format!("volumesnapshot {snapshot} created{}", if report.ready { " and ready" } else { "" })),
-        Err(e) => ("Warning", "BackupFailed", format!("backup of PVC {pvc} failed: {e}")),
+        Ok(()) => (
+            "Normal",
+            "BackupSucceeded",
+            format!(
+                "volumesnapshot {snapshot} created{}",
+                if report.ready { " and ready" } else { "" }
+            ),
+        ),
+        Err(e) => (
+            "Warning",
+            "BackupFailed",
+            format!("backup of PVC {pvc} failed: {e}"),
+        ),
     };
     let now = jiff::Timestamp::now();
     let event = Event {
@@ -199,7 +229,10 @@ async fn record_event(ctx: &CreateContext, report: &CreateReport, result: &Resul
         action: Some("Backup".into()),
         reporting_component: Some("backup-ns".into()),
         reporting_instance: Some(ctx.holder.chars().take(128).collect()),
-        source: Some(EventSource { component: Some("backup-ns".into()), host: None }),
+        source: Some(EventSource {
+            component: Some("backup-ns".into()),
+            host: None,
+        }),
         ..Default::default()
     };
     let api: Api<Event> = Api::namespaced(ctx.client.clone(), ns);
@@ -226,8 +259,13 @@ async fn run_locked(
     // 4. Exec targets.
     let mut resolved = Vec::new();
     for job in &s.databases {
-        let pod = workload::resolve_pod(&ctx.client, ns, &job.exec_resource, &job.container).await?;
-        tracing::info!("{}: using pod {pod}, container {}", job.exec_resource, job.container);
+        let pod =
+            workload::resolve_pod(&ctx.client, ns, &job.exec_resource, &job.container).await?;
+        tracing::info!(
+            "{}: using pod {pod}, container {}",
+            job.exec_resource,
+            job.container
+        );
         resolved.push(Resolved { job, pod });
     }
     report.phase("preflight", t);
@@ -251,11 +289,22 @@ async fn run_locked(
             bytes: None,
         };
         if s.dry_run {
-            tracing::info!("dry run: would dump {} to {} in pod {}", dump.engine, dump.file, r.pod);
+            tracing::info!(
+                "dry run: would dump {} to {} in pod {}",
+                dump.engine,
+                dump.file,
+                r.pod
+            );
         } else {
             let t = Instant::now();
             let bytes = dump_in_pod(&pods, r, s.dump_timeout).await?;
-            tracing::info!(bytes, "{} dump written to {} in pod {}", dump.engine, dump.file, r.pod);
+            tracing::info!(
+                bytes,
+                "{} dump written to {} in pod {}",
+                dump.engine,
+                dump.file,
+                r.pod
+            );
             dump.bytes = Some(bytes);
             report.phase(&format!("dump-{}", dump.engine), t);
         }
@@ -270,7 +319,14 @@ async fn run_locked(
         let claim = claim_for(&snapshots, &s.pvc, name, ctx.now).await?;
         creation_labels.extend(labels::period_labels(&claim));
     }
-    let vs = VolumeSnapshot::for_pvc(name, ns, &s.pvc, s.vs_class.as_deref(), creation_labels.clone(), annotations);
+    let vs = VolumeSnapshot::for_pvc(
+        name,
+        ns,
+        &s.pvc,
+        s.vs_class.as_deref(),
+        creation_labels.clone(),
+        annotations,
+    );
     report.snapshot = Some(name.to_string());
     report.labels = creation_labels.clone();
     if s.dry_run {
@@ -299,7 +355,10 @@ async fn run_locked(
             for key in [labels::DAILY, labels::WEEKLY, labels::MONTHLY] {
                 report.labels.remove(key);
             }
-            report.labels.insert(labels::DELETE_AFTER.to_string(), labels::daily_value(ctx.now));
+            report.labels.insert(
+                labels::DELETE_AFTER.to_string(),
+                labels::daily_value(ctx.now),
+            );
         }
         return Err(e);
     }
@@ -328,27 +387,50 @@ fn describe(labels: &BTreeMap<String, String>) -> String {
     if labels.is_empty() {
         return "none (other snapshots of this PVC hold today, this week and this month)".into();
     }
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks the PVC is there and Bound; returns its uid (for the Event).
 async fn check_pvc(client: &kube::Client, ns: &str, pvc: &str) -> Result<Option<String>> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    let found = api.get_opt(pvc).await.map_err(|e| Error::kube(format!("get persistentvolumeclaim {ns}/{pvc}"), e))?;
+    let found = api
+        .get_opt(pvc)
+        .await
+        .map_err(|e| Error::kube(format!("get persistentvolumeclaim {ns}/{pvc}"), e))?;
     let Some(found) = found else {
-        return Err(Error::Precondition(format!("persistentvolumeclaim {ns}/{pvc} not found (BAK_PVC_NAME)")));
+        return Err(Error::Precondition(format!(
+            "persistentvolumeclaim {ns}/{pvc} not found (BAK_PVC_NAME)"
+        )));
     };
     if found.metadata.deletion_timestamp.is_some() {
-        return Err(Error::Precondition(format!("persistentvolumeclaim {ns}/{pvc} is being deleted")));
+        return Err(Error::Precondition(format!(
+            "persistentvolumeclaim {ns}/{pvc} is being deleted"
+        )));
     }
-    let phase = found.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into());
+    let phase = found
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Unknown".into());
     if phase != "Bound" {
-        return Err(Error::Precondition(format!("persistentvolumeclaim {ns}/{pvc} is {phase}, not Bound")));
+        return Err(Error::Precondition(format!(
+            "persistentvolumeclaim {ns}/{pvc} is {phase}, not Bound"
+        )));
     }
     Ok(found.metadata.uid)
 }
 
-fn script_request<'a>(r: &'a Resolved<'a>, script: db::Script, hold_stdin: bool, timeout: Duration, what: &'a str) -> ExecRequest<'a> {
+fn script_request<'a>(
+    r: &'a Resolved<'a>,
+    script: db::Script,
+    hold_stdin: bool,
+    timeout: Duration,
+    what: &'a str,
+) -> ExecRequest<'a> {
     ExecRequest {
         pod: &r.pod,
         container: &r.job.container,
@@ -364,7 +446,11 @@ async fn check_in_pod(pods: &Api<Pod>, r: &Resolved<'_>, threshold: u8) -> Resul
     let target: &DbTarget = &r.job.target;
     let engine = engine_name(target.engine);
     let what = format!("{engine} check");
-    let out = exec::run(pods, script_request(r, db::check_script(target), false, CHECK_TIMEOUT, &what)).await?;
+    let out = exec::run(
+        pods,
+        script_request(r, db::check_script(target), false, CHECK_TIMEOUT, &what),
+    )
+    .await?;
     if out.exit_code != 0 {
         return Err(Error::Exec(format!(
             "{engine} check in pod {} failed (exit {}): {}",
@@ -373,10 +459,23 @@ async fn check_in_pod(pods: &Api<Pod>, r: &Resolved<'_>, threshold: u8) -> Resul
             out.stderr_summary()
         )));
     }
-    tracing::info!("{engine} check passed in pod {}: tools present, SELECT 1 ok", r.pod);
+    tracing::info!(
+        "{engine} check passed in pod {}: tools present, SELECT 1 ok",
+        r.pod
+    );
 
     let what = format!("{engine} free space");
-    let out = exec::run(pods, script_request(r, db::space_script(&target.dump_file), false, CHECK_TIMEOUT, &what)).await?;
+    let out = exec::run(
+        pods,
+        script_request(
+            r,
+            db::space_script(&target.dump_file),
+            false,
+            CHECK_TIMEOUT,
+            &what,
+        ),
+    )
+    .await?;
     if out.exit_code != 0 {
         return Err(Error::Exec(format!(
             "free-space check of {} in pod {} failed (exit {}): {}",
@@ -400,7 +499,11 @@ async fn dump_in_pod(pods: &Api<Pod>, r: &Resolved<'_>, timeout: Duration) -> Re
     let engine = engine_name(target.engine);
     let what = format!("{engine} dump");
     let script = db::dump_script(target, timeout.as_secs().max(1));
-    let out = exec::run(pods, script_request(r, script, true, timeout + DUMP_GRACE, &what)).await?;
+    let out = exec::run(
+        pods,
+        script_request(r, script, true, timeout + DUMP_GRACE, &what),
+    )
+    .await?;
     if out.exit_code != 0 {
         return Err(Error::Exec(format!(
             "{engine} dump in pod {} failed (exit {}): {}; the previous dump {} is untouched",
@@ -410,17 +513,26 @@ async fn dump_in_pod(pods: &Api<Pod>, r: &Resolved<'_>, timeout: Duration) -> Re
             target.dump_file
         )));
     }
-    db::parse_dump_output(&out.stdout).map_err(|e| Error::Exec(format!("{engine} dump in pod {}: {e}", r.pod)))
+    db::parse_dump_output(&out.stdout)
+        .map_err(|e| Error::Exec(format!("{engine} dump in pod {}: {e}", r.pod)))
 }
 
 /// The existing ready snapshots of this PVC (never namespace-wide), for the claim. A listing
 /// error is an error, never "already claimed".
-async fn claim_for(api: &Api<VolumeSnapshot>, pvc: &str, own: &str, now: DateTime<Tz>) -> Result<labels::Claim> {
+async fn claim_for(
+    api: &Api<VolumeSnapshot>,
+    pvc: &str,
+    own: &str,
+    now: DateTime<Tz>,
+) -> Result<labels::Claim> {
     let selector = format!("{}={pvc}", labels::PVC);
     let mut existing = Vec::new();
     let mut lp = ListParams::default().labels(&selector).limit(500);
     loop {
-        let page = api.list(&lp).await.map_err(|e| Error::kube(format!("list volumesnapshots of PVC {pvc}"), e))?;
+        let page = api
+            .list(&lp)
+            .await
+            .map_err(|e| Error::kube(format!("list volumesnapshots of PVC {pvc}"), e))?;
         for vs in &page.items {
             if vs.metadata.name.as_deref() == Some(own) || vs.readiness() != Readiness::Ready {
                 continue;
@@ -448,7 +560,9 @@ async fn wait_ready(api: &Api<VolumeSnapshot>, name: &str, timeout: Duration) ->
                     return Ok(());
                 }
                 Readiness::Failed(msg) => {
-                    return Err(Error::Snapshot(format!("volumesnapshot {name} failed: {msg}")));
+                    return Err(Error::Snapshot(format!(
+                        "volumesnapshot {name} failed: {msg}"
+                    )));
                 }
                 Readiness::Pending => {}
             },
@@ -463,7 +577,7 @@ async fn wait_ready(api: &Api<VolumeSnapshot>, name: &str, timeout: Duration) ->
             )));
         }
         tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        delay = (delay * 3 / 2).min(Duration::from_secs(2));
     }
 }
 
@@ -476,9 +590,15 @@ async fn mark_failed(api: &Api<VolumeSnapshot>, name: &str, now: DateTime<Tz>) -
         labels::MONTHLY: null,
         labels::DELETE_AFTER: labels::daily_value(now),
     }}});
-    match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         Ok(_) => {
-            tracing::warn!("volumesnapshot {name} marked for deletion (delete-after={})", labels::daily_value(now));
+            tracing::warn!(
+                "volumesnapshot {name} marked for deletion (delete-after={})",
+                labels::daily_value(now)
+            );
             true
         }
         Err(e) => {
@@ -496,7 +616,12 @@ pub async fn main(args: &crate::cli::CreateArgs, output: OutputFormat) -> ExitSt
     };
     // The one clock reading of this run: it names the snapshot and dates every label.
     let now = chrono::Utc::now().with_timezone(&settings.tz);
-    tracing::info!(time_zone = settings.tz.name(), source = settings.tz_source, "backup at {}", now.to_rfc3339());
+    tracing::info!(
+        time_zone = settings.tz.name(),
+        source = settings.tz_source,
+        "backup at {}",
+        now.to_rfc3339()
+    );
     let (client, namespace) = match super::client(settings.namespace.as_deref()).await {
         Ok(x) => x,
         Err(e) => {
@@ -511,8 +636,20 @@ pub async fn main(args: &crate::cli::CreateArgs, output: OutputFormat) -> ExitSt
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
         .unwrap_or_else(|| "backup-ns".into());
-    let holder = format!("{identity}/{}-{:04x}", std::process::id(), rand::Rng::random::<u16>(&mut rng));
-    let ctx = CreateContext { client, namespace, settings, now, env: std::env::vars().collect(), rand, holder };
+    let holder = format!(
+        "{identity}/{}-{:04x}",
+        std::process::id(),
+        rand::Rng::random::<u16>(&mut rng)
+    );
+    let ctx = CreateContext {
+        client,
+        namespace,
+        settings,
+        now,
+        env: std::env::vars().collect(),
+        rand,
+        holder,
+    };
     let mut report = CreateReport::default();
     let result = run(&ctx, &mut report).await;
     let status = match &result {
@@ -543,7 +680,10 @@ fn print_report(report: &CreateReport, output: OutputFormat) {
                     (None, false, true) => "ready",
                     (None, false, false) => "created",
                 };
-                println!("volumesnapshot/{name} in namespace {} ({state})", report.namespace);
+                println!(
+                    "volumesnapshot/{name} in namespace {} ({state})",
+                    report.namespace
+                );
                 for (k, v) in &report.labels {
                     println!("  {k}={v}");
                 }

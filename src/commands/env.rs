@@ -6,12 +6,20 @@ use crate::ExitStatus;
 
 /// Renders the settings as `KEY=value` lines in the order they are documented.
 pub fn render(settings: &Settings) -> String {
-    settings.described.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    settings
+        .described
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect()
 }
 
 /// Renders the settings as one JSON object.
 pub fn render_json(settings: &Settings) -> serde_json::Value {
-    settings.described.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect()
+    settings
+        .described
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .collect()
 }
 
 pub fn main(args: &CreateArgs, output: OutputFormat) -> ExitStatus {

@@ -32,7 +32,11 @@ impl World {
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = emu.write_kubeconfig(dir.path()).expect("kubeconfig");
         emu.create(fixtures::pvc(NS, "data", true));
-        World { emu, dir, kubeconfig }
+        World {
+            emu,
+            dir,
+            kubeconfig,
+        }
     }
 
     fn dump_dir(&self) -> PathBuf {
@@ -52,13 +56,40 @@ impl World {
             NS,
             "app-base",
             &[("app", "base")],
-            &[("tier", "In", &["db", "cache"]), ("canary", "DoesNotExist", &[])],
+            &[
+                ("tier", "In", &["db", "cache"]),
+                ("canary", "DoesNotExist", &[]),
+            ],
         ));
         // A terminating pod that sorts first must be passed over.
-        self.emu.create(fixtures::pod(NS, "app-base-0", &[("app", "base"), ("tier", "db")], &[(container, &[])], "Running", true, true));
+        self.emu.create(fixtures::pod(
+            NS,
+            "app-base-0",
+            &[("app", "base"), ("tier", "db")],
+            &[(container, &[])],
+            "Running",
+            true,
+            true,
+        ));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.emu.create(fixtures::pod(NS, "app-base-1", &[("app", "base"), ("tier", "db")], &[(container, &env)], "Running", true, false));
-        self.emu.set_pod_exec(NS, "app-base-1", ExecEnv { cwd: Some(self.dump_dir()), path: Some(tool_path()), ..Default::default() });
+        self.emu.create(fixtures::pod(
+            NS,
+            "app-base-1",
+            &[("app", "base"), ("tier", "db")],
+            &[(container, &env)],
+            "Running",
+            true,
+            false,
+        ));
+        self.emu.set_pod_exec(
+            NS,
+            "app-base-1",
+            ExecEnv {
+                cwd: Some(self.dump_dir()),
+                path: Some(tool_path()),
+                ..Default::default()
+            },
+        );
     }
 
     /// Runs the binary with a clean environment plus `vars`.
@@ -85,26 +116,46 @@ impl World {
     }
 
     fn snapshot(&self, name: &str) -> Value {
-        self.emu.get("snapshot.storage.k8s.io/v1", "volumesnapshots", Some(NS), name).expect("snapshot exists")
+        self.emu
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(NS),
+                name,
+            )
+            .expect("snapshot exists")
     }
 
     fn writes(&self) -> Vec<String> {
         self.emu
             .requests()
             .into_iter()
-            .filter(|r| matches!(r.verb, Verb::Create | Verb::Update | Verb::Patch | Verb::Delete))
+            .filter(|r| {
+                matches!(
+                    r.verb,
+                    Verb::Create | Verb::Update | Verb::Patch | Verb::Delete
+                )
+            })
             .map(|r| format!("{} {}", r.method, r.path))
             .collect()
     }
 
     fn exec_scripts(&self) -> Vec<String> {
-        self.emu.requests().into_iter().filter_map(|r| r.exec).map(|e| e.argv.get(3).cloned().unwrap_or_default()).collect()
+        self.emu
+            .requests()
+            .into_iter()
+            .filter_map(|r| r.exec)
+            .map(|e| e.argv.get(3).cloned().unwrap_or_default())
+            .collect()
     }
 }
 
 /// PostgreSQL's tools first (the server's own version), then the system's.
 fn tool_path() -> String {
-    format!("{}:/usr/local/bin:/usr/bin:/bin", Postgres::bin_dir().display())
+    format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        Postgres::bin_dir().display()
+    )
 }
 
 struct Run {
@@ -117,13 +168,21 @@ impl From<Output> for Run {
     fn from(out: Output) -> Run {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let result = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        Run { code: out.status.code().unwrap_or(-1), result, stderr }
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            result,
+            stderr,
+        }
     }
 }
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\nresult: {:#}\nstderr:\n{}", self.code, self.result, self.stderr)
+        write!(
+            f,
+            "exit {}\nresult: {:#}\nstderr:\n{}",
+            self.code, self.result, self.stderr
+        )
     }
 }
 
@@ -152,7 +211,11 @@ fn pg_vars<'a>(dump: &'a str, db: &'a str, port: &'a str) -> Vec<(&'a str, &'a s
 }
 
 fn gunzip(path: &Path) -> String {
-    let out = Command::new("gzip").arg("-cd").arg(path).output().expect("gzip");
+    let out = Command::new("gzip")
+        .arg("-cd")
+        .arg(path)
+        .output()
+        .expect("gzip");
     assert!(out.status.success(), "gzip -cd {}", path.display());
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -166,21 +229,35 @@ async fn postgres_create_dumps_snapshots_and_claims_labels_for_its_pvc() {
     let dump = w.dump_file("dump.sql.gz");
     let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
     let mut vars = pg_vars(&dump_s, &db, &port);
-    vars.extend([("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"), ("BAK_LABEL_VS_TYPE", "cronjob"), ("BAK_LABEL_VS_POD", "backup-job-x1"), ("BAK_TZ", "Europe/Vienna")]);
+    vars.extend([
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+        ("BAK_LABEL_VS_TYPE", "cronjob"),
+        ("BAK_LABEL_VS_POD", "backup-job-x1"),
+        ("BAK_TZ", "Europe/Vienna"),
+    ]);
     let run = w.run(&vars);
     assert_eq!(run.code, 0, "{run:?}");
 
     // The dump is there, complete, and restores to the same rows.
     let text = gunzip(&dump);
-    assert!(text.contains("PostgreSQL database dump complete"), "no trailer");
-    assert_eq!(run.result["dumps"][0]["bytes"].as_u64(), Some(fs::metadata(&dump).unwrap().len()));
+    assert!(
+        text.contains("PostgreSQL database dump complete"),
+        "no trailer"
+    );
+    assert_eq!(
+        run.result["dumps"][0]["bytes"].as_u64(),
+        Some(fs::metadata(&dump).unwrap().len())
+    );
     pg.createdb("create_happy_restored");
     pg.restore_gz("create_happy_restored", &dump);
     let q = "SELECT string_agg(id || ':' || coalesce(v, '<null>'), '|' ORDER BY id) FROM app.t";
     assert_eq!(pg.psql_in("create_happy_restored", q), pg.psql_in(&db, q));
 
     // The snapshot: name from the one clock reading, labels and annotation as the original's.
-    let name = run.result["snapshot"].as_str().expect("snapshot name").to_string();
+    let name = run.result["snapshot"]
+        .as_str()
+        .expect("snapshot name")
+        .to_string();
     let re = regex::Regex::new(r"^data-(\d{4}-\d{2}-\d{2})-\d{6}-[a-z]{6}$").unwrap();
     let date = re.captures(&name).unwrap_or_else(|| panic!("name {name}"))[1].to_string();
     let vs = w.snapshot(&name);
@@ -191,21 +268,44 @@ async fn postgres_create_dumps_snapshots_and_claims_labels_for_its_pvc() {
     assert_eq!(l["backup-ns.sh/type"], "cronjob");
     assert_eq!(l["backup-ns.sh/pod"], "backup-job-x1");
     assert_eq!(l["backup-ns.sh/retain"], "daily_weekly_monthly");
-    assert_eq!(l["backup-ns.sh/daily"], date, "daily label and name share one clock reading");
+    assert_eq!(
+        l["backup-ns.sh/daily"], date,
+        "daily label and name share one clock reading"
+    );
     assert!(l["backup-ns.sh/weekly"].starts_with('w'));
     assert_eq!(l["backup-ns.sh/monthly"], date[..7]);
     assert!(!l.contains_key("backup-ns.sh/delete-after"));
-    let annotation = vs["metadata"]["annotations"]["backup-ns.sh/env-config"].as_str().unwrap();
-    assert!(annotation.contains("BAK_DB_POSTGRES='true'"), "{annotation}");
-    assert!(annotation.contains("BAK_TZ='Europe/Vienna'"), "{annotation}");
+    let annotation = vs["metadata"]["annotations"]["backup-ns.sh/env-config"]
+        .as_str()
+        .unwrap();
+    assert!(
+        annotation.contains("BAK_DB_POSTGRES='true'"),
+        "{annotation}"
+    );
+    assert!(
+        annotation.contains("BAK_TZ='Europe/Vienna'"),
+        "{annotation}"
+    );
     assert!(!annotation.contains("PASSWORD"), "{annotation}");
 
     // Checks ran before the dump; the Lease is gone; an Event tells the PVC's story.
     let scripts = w.exec_scripts();
-    assert_eq!(scripts, ["backup-ns-postgres-check", "backup-ns-space", "backup-ns-postgres-dump"]);
+    assert_eq!(
+        scripts,
+        [
+            "backup-ns-postgres-check",
+            "backup-ns-space",
+            "backup-ns-postgres-dump"
+        ]
+    );
     assert!(w.emu.list("leases", Some(NS)).is_empty(), "lease released");
     let events = w.emu.list("events", Some(NS));
-    assert!(events.iter().any(|e| e["reason"] == "BackupSucceeded" && e["involvedObject"]["name"] == "data"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "BackupSucceeded" && e["involvedObject"]["name"] == "data"),
+        "{events:?}"
+    );
     w.emu.assert_no_unexpected();
 }
 
@@ -213,31 +313,50 @@ async fn postgres_create_dumps_snapshots_and_claims_labels_for_its_pvc() {
 async fn period_labels_are_claimed_per_pvc_not_per_namespace() {
     let w = World::new().await;
     w.emu.create(fixtures::pvc(NS, "other", true));
-    let dwm = [("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly")];
+    let dwm = [
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+    ];
     let first = w.run(&dwm);
     assert_eq!(first.code, 0, "{first:?}");
     // A second backup of the same PVC the same day gets no period labels …
     let second = w.run(&dwm);
     assert_eq!(second.code, 0, "{second:?}");
     let l2 = labels(&w.snapshot(second.result["snapshot"].as_str().unwrap()));
-    assert!(!l2.contains_key("backup-ns.sh/daily") && !l2.contains_key("backup-ns.sh/weekly"), "{l2:?}");
+    assert!(
+        !l2.contains_key("backup-ns.sh/daily") && !l2.contains_key("backup-ns.sh/weekly"),
+        "{l2:?}"
+    );
     // … but another PVC of the same namespace does (the original's bug 1).
     let mut other = dwm.to_vec();
     other.push(("BAK_PVC_NAME", "other"));
     let third = w.run(&other);
     assert_eq!(third.code, 0, "{third:?}");
     let l3 = labels(&w.snapshot(third.result["snapshot"].as_str().unwrap()));
-    assert!(l3.contains_key("backup-ns.sh/daily") && l3.contains_key("backup-ns.sh/monthly"), "{l3:?}");
+    assert!(
+        l3.contains_key("backup-ns.sh/daily") && l3.contains_key("backup-ns.sh/monthly"),
+        "{l3:?}"
+    );
     assert_eq!(w.snapshots().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_claim_lookup_is_an_error_not_already_claimed() {
     let w = World::new().await;
-    w.emu.inject(crate::emu::Fault::on_regex("GET", "/namespaces/shop/volumesnapshots$").status(500).always());
-    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly")]);
+    w.emu.inject(
+        crate::emu::Fault::on_regex("GET", "/namespaces/shop/volumesnapshots$")
+            .status(500)
+            .always(),
+    );
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+    ]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("list volumesnapshots of PVC data"), "{run:?}");
+    assert!(
+        run.stderr.contains("list volumesnapshots of PVC data"),
+        "{run:?}"
+    );
     w.emu.clear_faults();
 }
 
@@ -261,13 +380,23 @@ async fn mysql_create_dumps_with_single_transaction_and_snapshots() {
     ]);
     assert_eq!(run.code, 0, "{run:?}");
     let text = gunzip(&dump);
-    assert!(text.contains("grüß 👋") && text.contains("-- Dump completed"), "dump content: {text}");
+    assert!(
+        text.contains("grüß 👋") && text.contains("-- Dump completed"),
+        "dump content: {text}"
+    );
     let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
     let l = labels(&vs);
     assert_eq!(l["backup-ns.sh/retain"], "days");
     assert_eq!(l["backup-ns.sh/retain-days"], "30");
     assert!(l.contains_key("backup-ns.sh/delete-after"));
-    assert_eq!(w.exec_scripts(), ["backup-ns-mysql-check", "backup-ns-space", "backup-ns-mysql-dump"]);
+    assert_eq!(
+        w.exec_scripts(),
+        [
+            "backup-ns-mysql-check",
+            "backup-ns-space",
+            "backup-ns-mysql-dump"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -284,7 +413,10 @@ async fn dry_run_checks_everything_and_writes_nothing() {
     assert!(w.writes().is_empty(), "a dry run wrote: {:?}", w.writes());
     assert!(w.snapshots().is_empty());
     assert!(!dump.exists(), "no dump in a dry run");
-    assert_eq!(w.exec_scripts(), ["backup-ns-postgres-check", "backup-ns-space"]);
+    assert_eq!(
+        w.exec_scripts(),
+        ["backup-ns-postgres-check", "backup-ns-space"]
+    );
     let vs = &run.result["volumeSnapshot"];
     assert_eq!(vs["kind"], "VolumeSnapshot");
     assert_eq!(vs["metadata"]["labels"]["backup-ns.sh/pvc"], "data");
@@ -294,13 +426,25 @@ async fn dry_run_checks_everything_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn volume_only_snapshot_execs_nothing() {
     let w = World::new().await;
-    w.emu.create(fixtures::volume_snapshot_class("csi-hostpath-snapclass", "hostpath.csi.k8s.io", "Retain", false));
-    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_VS_CLASS_NAME", "csi-hostpath-snapclass"), ("BAK_VS_RAND", "abcdef")]);
+    w.emu.create(fixtures::volume_snapshot_class(
+        "csi-hostpath-snapclass",
+        "hostpath.csi.k8s.io",
+        "Retain",
+        false,
+    ));
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_VS_CLASS_NAME", "csi-hostpath-snapclass"),
+        ("BAK_VS_RAND", "abcdef"),
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(w.exec_scripts().is_empty());
     let name = run.result["snapshot"].as_str().unwrap();
     assert!(name.ends_with("-abcdef"), "{name}");
-    assert_eq!(w.snapshot(name)["spec"]["volumeSnapshotClassName"], "csi-hostpath-snapclass");
+    assert_eq!(
+        w.snapshot(name)["spec"]["volumeSnapshotClassName"],
+        "csi-hostpath-snapclass"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -308,15 +452,25 @@ async fn missing_or_unbound_pvc_fails_closed() {
     let w = World::new().await;
     let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_PVC_NAME", "nope")]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("persistentvolumeclaim shop/nope not found"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("persistentvolumeclaim shop/nope not found"),
+        "{run:?}"
+    );
     w.emu.create(fixtures::pvc(NS, "pending", false));
     let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_PVC_NAME", "pending")]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("is Pending, not Bound"), "{run:?}");
     assert!(w.snapshots().is_empty());
-    assert!(w.emu.list("leases", Some(NS)).is_empty(), "lease released after a failure");
+    assert!(
+        w.emu.list("leases", Some(NS)).is_empty(),
+        "lease released after a failure"
+    );
     let events = w.emu.list("events", Some(NS));
-    assert!(events.iter().any(|e| e["reason"] == "BackupFailed"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["reason"] == "BackupFailed"),
+        "{events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -327,18 +481,48 @@ async fn no_ready_pod_or_missing_container_is_a_clear_error() {
     // No workload at all.
     let run = w.run(&[("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_PORT", &port)]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("deployment/app-base in namespace shop: not found"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("deployment/app-base in namespace shop: not found"),
+        "{run:?}"
+    );
     // A StatefulSet whose only pod is not Ready.
-    w.emu.create(fixtures::statefulset(NS, "db", &[("app", "db")], &[]));
-    w.emu.create(fixtures::pod(NS, "db-0", &[("app", "db")], &[("postgres", &[])], "Running", false, false));
-    let run = w.run(&[("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_EXEC_RESOURCE", "statefulset/db")]);
+    w.emu
+        .create(fixtures::statefulset(NS, "db", &[("app", "db")], &[]));
+    w.emu.create(fixtures::pod(
+        NS,
+        "db-0",
+        &[("app", "db")],
+        &[("postgres", &[])],
+        "Running",
+        false,
+        false,
+    ));
+    let run = w.run(&[
+        ("BAK_DB_POSTGRES", "true"),
+        ("BAK_DB_POSTGRES_EXEC_RESOURCE", "statefulset/db"),
+    ]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("pod db-0 is not Ready"), "{run:?}");
     // pod/NAME without the container.
-    w.emu.create(fixtures::pod(NS, "lonely", &[], &[("sidecar", &[])], "Running", true, false));
-    let run = w.run(&[("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_EXEC_RESOURCE", "pod/lonely")]);
+    w.emu.create(fixtures::pod(
+        NS,
+        "lonely",
+        &[],
+        &[("sidecar", &[])],
+        "Running",
+        true,
+        false,
+    ));
+    let run = w.run(&[
+        ("BAK_DB_POSTGRES", "true"),
+        ("BAK_DB_POSTGRES_EXEC_RESOURCE", "pod/lonely"),
+    ]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("has no container \"postgres\""), "{run:?}");
+    assert!(
+        run.stderr.contains("has no container \"postgres\""),
+        "{run:?}"
+    );
     assert!(w.snapshots().is_empty());
     assert!(w.exec_scripts().is_empty());
 }
@@ -354,8 +538,15 @@ async fn database_down_keeps_the_previous_dump_and_creates_no_snapshot() {
     let closed = crate::support::free_port().to_string();
     let run = w.run(&pg_vars(&dump_s, "postgres", &closed));
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("postgres check in pod app-base-1 failed"), "{run:?}");
-    assert!(run.stderr.contains("cannot connect to PostgreSQL"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("postgres check in pod app-base-1 failed"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("cannot connect to PostgreSQL"),
+        "{run:?}"
+    );
     assert_eq!(fs::read(&dump).unwrap(), b"previous dump");
     assert!(w.snapshots().is_empty());
     assert_eq!(w.exec_scripts(), ["backup-ns-postgres-check"]);
@@ -372,7 +563,10 @@ async fn space_threshold_stops_before_the_dump() {
     vars.push(("BAK_THRESHOLD_SPACE_USED_PERCENTAGE", "1"));
     let run = w.run(&vars);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("BAK_THRESHOLD_SPACE_USED_PERCENTAGE=1"), "{run:?}");
+    assert!(
+        run.stderr.contains("BAK_THRESHOLD_SPACE_USED_PERCENTAGE=1"),
+        "{run:?}"
+    );
     assert!(!dump.exists());
     assert!(w.snapshots().is_empty());
 }
@@ -380,18 +574,31 @@ async fn space_threshold_stops_before_the_dump() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_snapshot_keeps_no_period_labels_and_is_marked() {
     let w = World::new().await;
-    w.emu.snapshots().fail_for_pvc(NS, "data", "csi driver exploded");
-    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"), ("BAK_TZ", "UTC")]);
+    w.emu
+        .snapshots()
+        .fail_for_pvc(NS, "data", "csi driver exploded");
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+        ("BAK_TZ", "UTC"),
+    ]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("csi driver exploded"), "{run:?}");
     let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
     let l = labels(&vs);
-    for k in ["backup-ns.sh/daily", "backup-ns.sh/weekly", "backup-ns.sh/monthly"] {
+    for k in [
+        "backup-ns.sh/daily",
+        "backup-ns.sh/weekly",
+        "backup-ns.sh/monthly",
+    ] {
         assert!(!l.contains_key(k), "{k} on a failed snapshot: {l:?}");
     }
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     assert_eq!(l["backup-ns.sh/delete-after"], today);
-    assert_eq!(run.result["error"].as_str().map(|e| e.contains("exploded")), Some(true));
+    assert_eq!(
+        run.result["error"].as_str().map(|e| e.contains("exploded")),
+        Some(true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -399,11 +606,17 @@ async fn readiness_wait_has_one_deadline() {
     let w = World::new().await;
     w.emu.snapshots().never_ready_for_pvc(NS, "data");
     let started = Instant::now();
-    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "2s")]);
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "2s"),
+    ]);
     let took = started.elapsed();
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("not ready after 2s"), "{run:?}");
-    assert!(took < Duration::from_secs(6), "took {took:?}: not 3 x timeout like the original");
+    assert!(
+        took < Duration::from_secs(6),
+        "took {took:?}: not 3 x timeout like the original"
+    );
     let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
     assert!(l.contains_key("backup-ns.sh/delete-after"));
 }
@@ -412,7 +625,11 @@ async fn readiness_wait_has_one_deadline() {
 async fn no_wait_claims_labels_at_creation() {
     let w = World::new().await;
     w.emu.snapshots().never_ready_for_pvc(NS, "data");
-    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_VS_WAIT_UNTIL_READY", "false"), ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly")]);
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_VS_WAIT_UNTIL_READY", "false"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
     let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
     assert!(l.contains_key("backup-ns.sh/daily"), "{l:?}");
@@ -425,25 +642,83 @@ async fn bad_input_exits_2_and_touches_nothing() {
     let w = World::new().await;
     let long = "x".repeat(64);
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_DRY_RUN", "yes")], "BAK_DRY_RUN"),
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_COUNT", "0")], "BAK_FLOCK_COUNT"),
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "15")], "BAK_VS_WAIT_UNTIL_READY_TIMEOUT"),
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_DB_POSTGRES", "true")], "BAK_DB_SKIP"),
+        (
+            vec![("BAK_DB_SKIP", "true"), ("BAK_DRY_RUN", "yes")],
+            "BAK_DRY_RUN",
+        ),
+        (
+            vec![
+                ("BAK_DB_SKIP", "true"),
+                ("BAK_FLOCK", "true"),
+                ("BAK_FLOCK_COUNT", "0"),
+            ],
+            "BAK_FLOCK_COUNT",
+        ),
+        (
+            vec![
+                ("BAK_DB_SKIP", "true"),
+                ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "15"),
+            ],
+            "BAK_VS_WAIT_UNTIL_READY_TIMEOUT",
+        ),
+        (
+            vec![("BAK_DB_SKIP", "true"), ("BAK_DB_POSTGRES", "true")],
+            "BAK_DB_SKIP",
+        ),
         (vec![], "no database selected"),
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_PVC_NAME", &long)], "BAK_PVC_NAME"),
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_TZ", "Mars/Olympus")], "BAK_TZ"),
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_VS_NAME_TEMPLATE", "{{ .pvcName }}-{{ .nope }}")], "BAK_VS_NAME_TEMPLATE"),
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_RETAIN", "weekly")], "BAK_LABEL_VS_RETAIN"),
-        (vec![("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_EXEC_RESOURCE", "cronjob/x")], "BAK_DB_POSTGRES_EXEC_RESOURCE"),
-        (vec![("BAK_DB_POSTGRES", "true"), ("BAK_DB_POSTGRES_PORT", "5432x")], "BAK_DB_POSTGRES_PORT"),
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_POD", &long)], "BAK_LABEL_VS_POD"),
-        (vec![("BAK_DB_SKIP", "true"), ("BAK_THRESHOLD_SPACE_USED_PERCENTAGE", "0")], "BAK_THRESHOLD_SPACE_USED_PERCENTAGE"),
+        (
+            vec![("BAK_DB_SKIP", "true"), ("BAK_PVC_NAME", &long)],
+            "BAK_PVC_NAME",
+        ),
+        (
+            vec![("BAK_DB_SKIP", "true"), ("BAK_TZ", "Mars/Olympus")],
+            "BAK_TZ",
+        ),
+        (
+            vec![
+                ("BAK_DB_SKIP", "true"),
+                ("BAK_VS_NAME_TEMPLATE", "{{ .pvcName }}-{{ .nope }}"),
+            ],
+            "BAK_VS_NAME_TEMPLATE",
+        ),
+        (
+            vec![("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_RETAIN", "weekly")],
+            "BAK_LABEL_VS_RETAIN",
+        ),
+        (
+            vec![
+                ("BAK_DB_POSTGRES", "true"),
+                ("BAK_DB_POSTGRES_EXEC_RESOURCE", "cronjob/x"),
+            ],
+            "BAK_DB_POSTGRES_EXEC_RESOURCE",
+        ),
+        (
+            vec![
+                ("BAK_DB_POSTGRES", "true"),
+                ("BAK_DB_POSTGRES_PORT", "5432x"),
+            ],
+            "BAK_DB_POSTGRES_PORT",
+        ),
+        (
+            vec![("BAK_DB_SKIP", "true"), ("BAK_LABEL_VS_POD", &long)],
+            "BAK_LABEL_VS_POD",
+        ),
+        (
+            vec![
+                ("BAK_DB_SKIP", "true"),
+                ("BAK_THRESHOLD_SPACE_USED_PERCENTAGE", "0"),
+            ],
+            "BAK_THRESHOLD_SPACE_USED_PERCENTAGE",
+        ),
     ];
     for (vars, needle) in cases {
         w.emu.clear_requests();
         let run = w.run(&vars);
         assert_eq!(run.code, 2, "{vars:?}: {run:?}");
-        assert!(run.stderr.contains(needle), "{vars:?} should name {needle}: {run:?}");
+        assert!(
+            run.stderr.contains(needle),
+            "{vars:?} should name {needle}: {run:?}"
+        );
         assert!(w.emu.requests().is_empty(), "{vars:?} made requests");
     }
     assert!(w.snapshots().is_empty());
@@ -452,7 +727,9 @@ async fn bad_input_exits_2_and_touches_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_lease_fails_fast_or_times_out_waiting() {
     let w = World::new().await;
-    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
     w.emu.create(json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"namespace": NS, "name": "backup-ns-data"},
@@ -461,12 +738,24 @@ async fn a_held_lease_fails_fast_or_times_out_waiting() {
     let run = w.run(&[("BAK_DB_SKIP", "true")]);
     assert_eq!(run.code, 4, "{run:?}");
     assert!(run.stderr.contains("other-job/1"), "{run:?}");
-    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_LEASE_WAIT", "true"), ("BAK_LEASE_WAIT_TIMEOUT", "1s")]);
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LEASE_WAIT", "true"),
+        ("BAK_LEASE_WAIT_TIMEOUT", "1s"),
+    ]);
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("BAK_LEASE_WAIT_TIMEOUT"), "{run:?}");
     assert!(w.snapshots().is_empty());
     // The other holder's Lease is untouched.
-    let lease = w.emu.get("coordination.k8s.io/v1", "leases", Some(NS), "backup-ns-data").unwrap();
+    let lease = w
+        .emu
+        .get(
+            "coordination.k8s.io/v1",
+            "leases",
+            Some(NS),
+            "backup-ns-data",
+        )
+        .unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "other-job/1");
 }
 
@@ -485,17 +774,31 @@ async fn an_expired_lease_is_taken_over() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_concurrent_creates_for_one_pvc_never_overlap() {
-    let emu = Emu::builder().snapshot_ready_after(Duration::from_secs(3)).start().await;
+    let emu = Emu::builder()
+        .snapshot_ready_after(Duration::from_secs(3))
+        .start()
+        .await;
     let w = World::with(emu);
     let vars = [("BAK_DB_SKIP", "true")];
-    let first = w.command(&vars).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let first = w
+        .command(&vars)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Let the first take the Lease, then start the second while it waits for readiness.
-    assert!(crate::support::wait_until(Duration::from_secs(10), || !w.emu.list("leases", Some(NS)).is_empty()));
+    assert!(crate::support::wait_until(Duration::from_secs(10), || !w
+        .emu
+        .list("leases", Some(NS))
+        .is_empty()));
     let second = w.run(&vars);
     let first = Run::from(first.wait_with_output().unwrap());
     assert_eq!(first.code, 0, "{first:?}");
     assert_eq!(second.code, 4, "{second:?}");
-    assert!(second.stderr.contains("another backup-ns run"), "{second:?}");
+    assert!(
+        second.stderr.contains("another backup-ns run"),
+        "{second:?}"
+    );
     assert_eq!(w.snapshots().len(), 1);
 }
 
@@ -504,46 +807,101 @@ async fn node_lock_takes_a_free_slot_and_times_out_when_all_are_busy() {
     let w = World::new().await;
     let locks = w.dir.path().join("locks");
     fs::create_dir_all(&locks).unwrap();
-    let held = fs::OpenOptions::new().create(true).truncate(false).write(true).open(locks.join("1.lock")).unwrap();
+    let held = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(locks.join("1.lock"))
+        .unwrap();
     held.try_lock().expect("hold slot 1");
     let dir = locks.display().to_string();
     // Two slots, one busy: the free one is taken without waiting.
-    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_DIR", &dir), ("BAK_FLOCK_COUNT", "2")]);
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_FLOCK", "true"),
+        ("BAK_FLOCK_DIR", &dir),
+        ("BAK_FLOCK_COUNT", "2"),
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.result["lockSlot"], json!(2));
     // One slot, busy: exit 3 after the timeout, naming the variable; nothing created.
     let started = Instant::now();
-    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_DIR", &dir), ("BAK_FLOCK_COUNT", "1"), ("BAK_FLOCK_TIMEOUT_SEC", "1")]);
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_FLOCK", "true"),
+        ("BAK_FLOCK_DIR", &dir),
+        ("BAK_FLOCK_COUNT", "1"),
+        ("BAK_FLOCK_TIMEOUT_SEC", "1"),
+    ]);
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("BAK_FLOCK_TIMEOUT_SEC"), "{run:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(w.snapshots().len(), 1);
     // A holder that dies releases its slot: a child process holding the lock is killed.
     drop(held);
-    let mut holder = Command::new("flock").arg("-o").arg(locks.join("1.lock")).args(["sleep", "60"]).spawn().unwrap();
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(locks.join("1.lock"))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     holder.kill().unwrap();
     holder.wait().unwrap();
-    let run = w.run(&[("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_DIR", &dir), ("BAK_FLOCK_COUNT", "1"), ("BAK_FLOCK_TIMEOUT_SEC", "2")]);
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_FLOCK", "true"),
+        ("BAK_FLOCK_DIR", &dir),
+        ("BAK_FLOCK_COUNT", "1"),
+        ("BAK_FLOCK_TIMEOUT_SEC", "2"),
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lock_contention_between_processes_serialises_them() {
-    let emu = Emu::builder().snapshot_ready_after(Duration::from_secs(2)).start().await;
+    let emu = Emu::builder()
+        .snapshot_ready_after(Duration::from_secs(2))
+        .start()
+        .await;
     let w = World::with(emu);
     w.emu.create(fixtures::pvc(NS, "other", true));
     let locks = w.dir.path().join("locks");
     fs::create_dir_all(&locks).unwrap();
     let dir = locks.display().to_string();
-    let vars = |pvc| [("BAK_DB_SKIP", "true"), ("BAK_FLOCK", "true"), ("BAK_FLOCK_DIR", dir.as_str()), ("BAK_FLOCK_COUNT", "1"), ("BAK_PVC_NAME", pvc)];
+    let vars = |pvc| {
+        [
+            ("BAK_DB_SKIP", "true"),
+            ("BAK_FLOCK", "true"),
+            ("BAK_FLOCK_DIR", dir.as_str()),
+            ("BAK_FLOCK_COUNT", "1"),
+            ("BAK_PVC_NAME", pvc),
+        ]
+    };
     let started = Instant::now();
-    let a = w.command(&vars("data")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let b = w.command(&vars("other")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let (a, b) = (Run::from(a.wait_with_output().unwrap()), Run::from(b.wait_with_output().unwrap()));
+    let a = w
+        .command(&vars("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = w
+        .command(&vars("other"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (
+        Run::from(a.wait_with_output().unwrap()),
+        Run::from(b.wait_with_output().unwrap()),
+    );
     assert_eq!((a.code, b.code), (0, 0), "{a:?}\n{b:?}");
     // One slot: the second waited for the first's snapshot (≥ 2 s each).
-    assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(a.stderr.contains("slot") && b.stderr.contains("slot"));
 }
 
@@ -562,7 +920,10 @@ async fn secrets_with_shell_metacharacters_work_and_never_leak() {
         crate::support::quote_ident(db, '"'),
         crate::support::quote_ident(user, '"'),
     ));
-    w.app("postgres", &[("APP_PASSWORD".to_string(), password.clone())]);
+    w.app(
+        "postgres",
+        &[("APP_PASSWORD".to_string(), password.clone())],
+    );
     let dump = w.dump_file("dump.sql.gz");
     let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
     // The password once as a container variable reference, once as a literal.
@@ -580,7 +941,10 @@ async fn secrets_with_shell_metacharacters_work_and_never_leak() {
         assert!(!run.stderr.contains(&password) && !run.result.to_string().contains(&password));
         for r in w.emu.requests() {
             let argv = r.exec.map(|e| e.argv.join(" ")).unwrap_or_default();
-            assert!(!r.query.contains("PWNED") && !argv.contains(&password) && !argv.contains("PWNED"), "password in a request: {argv}");
+            assert!(
+                !r.query.contains("PWNED") && !argv.contains(&password) && !argv.contains("PWNED"),
+                "password in a request: {argv}"
+            );
         }
         let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
         assert!(!vs.to_string().contains(&password));
@@ -599,20 +963,41 @@ async fn killing_backup_ns_mid_dump_stops_the_dump_and_keeps_the_previous_one() 
     let dump = w.dump_file("dump.sql.gz");
     fs::write(&dump, b"previous dump").unwrap();
     let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
-    let mut child = w.command(&pg_vars(&dump_s, "create_big", &port)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = w
+        .command(&pg_vars(&dump_s, "create_big", &port))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until the dump is under way (its temporary file appears), then kill backup-ns.
-    let tmp_exists = || fs::read_dir(w.dump_dir()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp"));
-    assert!(crate::support::wait_until(Duration::from_secs(30), tmp_exists), "the dump never started");
+    let tmp_exists = || {
+        fs::read_dir(w.dump_dir())
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp"))
+    };
+    assert!(
+        crate::support::wait_until(Duration::from_secs(30), tmp_exists),
+        "the dump never started"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     // The in-pod script notices stdin closing, stops pg_dump and removes its temporary file.
-    assert!(crate::support::wait_until(Duration::from_secs(15), || !tmp_exists()), "temporary file left behind");
+    assert!(
+        crate::support::wait_until(Duration::from_secs(15), || !tmp_exists()),
+        "temporary file left behind"
+    );
     assert_eq!(fs::read(&dump).unwrap(), b"previous dump");
     // Nothing the exec started is left: no process works in the dump directory any more.
     let dump_dir = fs::canonicalize(w.dump_dir()).unwrap();
     let in_dump_dir = || {
-        fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()).any(|e| fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == dump_dir))
+        fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == dump_dir))
     };
-    assert!(crate::support::wait_until(Duration::from_secs(10), || !in_dump_dir()), "pg_dump or gzip still running");
+    assert!(
+        crate::support::wait_until(Duration::from_secs(10), || !in_dump_dir()),
+        "pg_dump or gzip still running"
+    );
     assert!(w.snapshots().is_empty());
 }

@@ -18,7 +18,10 @@ use kube::api::{Api, DeleteParams};
 use serde_json::Value;
 
 fn var(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn kubeconfig() -> String {
@@ -41,13 +44,22 @@ fn create(envs: &[(&str, &str)]) -> (i32, Value) {
 }
 
 async fn snapshot(ns: &str, name: &str) -> Option<VolumeSnapshot> {
-    let client = kube::Client::try_default().await.expect("client from KUBECONFIG");
-    Api::<VolumeSnapshot>::namespaced(client, ns).get_opt(name).await.expect("get volumesnapshot")
+    let client = kube::Client::try_default()
+        .await
+        .expect("client from KUBECONFIG");
+    Api::<VolumeSnapshot>::namespaced(client, ns)
+        .get_opt(name)
+        .await
+        .expect("get volumesnapshot")
 }
 
 async fn cleanup(ns: &str, name: &str) {
-    let client = kube::Client::try_default().await.expect("client from KUBECONFIG");
-    let _ = Api::<VolumeSnapshot>::namespaced(client, ns).delete(name, &DeleteParams::default()).await;
+    let client = kube::Client::try_default()
+        .await
+        .expect("client from KUBECONFIG");
+    let _ = Api::<VolumeSnapshot>::namespaced(client, ns)
+        .delete(name, &DeleteParams::default())
+        .await;
 }
 
 #[tokio::test]
@@ -62,11 +74,20 @@ async fn e2e_postgres_create_makes_a_ready_labelled_snapshot() {
     ]);
     let name = result["snapshot"].as_str().unwrap_or_default().to_string();
     assert_eq!(code, 0, "{result}");
-    assert!(result["dumps"][0]["bytes"].as_u64().unwrap_or(0) > 0, "{result}");
+    assert!(
+        result["dumps"][0]["bytes"].as_u64().unwrap_or(0) > 0,
+        "{result}"
+    );
     let vs = snapshot(&ns, &name).await.expect("snapshot exists");
     assert_eq!(vs.status.as_ref().and_then(|s| s.ready_to_use), Some(true));
-    assert_eq!(vs.labels().get("backup-ns.sh/pvc").map(String::as_str), Some("data"));
-    assert_eq!(vs.labels().get("backup-ns.sh/retain").map(String::as_str), Some("daily_weekly_monthly"));
+    assert_eq!(
+        vs.labels().get("backup-ns.sh/pvc").map(String::as_str),
+        Some("data")
+    );
+    assert_eq!(
+        vs.labels().get("backup-ns.sh/retain").map(String::as_str),
+        Some("daily_weekly_monthly")
+    );
     cleanup(&ns, &name).await;
 }
 
@@ -91,10 +112,17 @@ async fn e2e_mysql_create_makes_a_ready_snapshot() {
 #[ignore = "needs a cluster (KUBECONFIG)"]
 async fn e2e_volume_only_and_dry_run() {
     let ns = var("E2E_PG_NAMESPACE", "backup-ns-postgres");
-    let (code, result) = create(&[("BAK_NAMESPACE", &ns), ("BAK_DB_SKIP", "true"), ("BAK_DRY_RUN", "true")]);
+    let (code, result) = create(&[
+        ("BAK_NAMESPACE", &ns),
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_DRY_RUN", "true"),
+    ]);
     assert_eq!(code, 0, "{result}");
     let name = result["snapshot"].as_str().unwrap_or_default().to_string();
-    assert!(snapshot(&ns, &name).await.is_none(), "a dry run must not create {name}");
+    assert!(
+        snapshot(&ns, &name).await.is_none(),
+        "a dry run must not create {name}"
+    );
 
     let (code, result) = create(&[("BAK_NAMESPACE", &ns), ("BAK_DB_SKIP", "true")]);
     let name = result["snapshot"].as_str().unwrap_or_default().to_string();
@@ -107,8 +135,15 @@ async fn e2e_volume_only_and_dry_run() {
 #[ignore = "needs a cluster (KUBECONFIG)"]
 async fn e2e_missing_pvc_fails_closed() {
     let ns = var("E2E_PG_NAMESPACE", "backup-ns-postgres");
-    let (code, result) = create(&[("BAK_NAMESPACE", &ns), ("BAK_DB_SKIP", "true"), ("BAK_PVC_NAME", "no-such-pvc")]);
+    let (code, result) = create(&[
+        ("BAK_NAMESPACE", &ns),
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_PVC_NAME", "no-such-pvc"),
+    ]);
     assert_eq!(code, 1, "{result}");
     let name = result["snapshot"].as_str().map(str::to_string);
-    assert!(name.is_none(), "no snapshot may be named when the PVC is missing: {result}");
+    assert!(
+        name.is_none(),
+        "no snapshot may be named when the PVC is missing: {result}"
+    );
 }
