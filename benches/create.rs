@@ -131,6 +131,11 @@ fn through_backup_ns(pg: &Postgres, kubeconfig: &Path, dump: &Path) -> (Duration
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` only builds and starts it.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("create bench: skipped (run it with `make bench`)");
+        return;
+    }
     let want = env_u64("BENCH_DB_BYTES", 1 << 30);
     let rounds = env_u64("BENCH_ROUNDS", 3).max(1);
     let pg = Postgres::start();
