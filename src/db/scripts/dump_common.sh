@@ -8,7 +8,9 @@
 # or lost the connection), or TIMEOUT_SECS pass, every process of the pipeline is killed. There
 # is no job control without a terminal, so each process is started as a simple command in the
 # background and tracked by its own PID ($! is the process itself): FIFOs connect them, and
-# watchers without children signal us, which interrupts `wait`.
+# watchers without children signal us, which interrupts `wait`. Kills use SIGKILL: a subshell that
+# has just been forked still runs our TERM handler and would swallow a TERM, and nothing here
+# needs a graceful end (the temporary dump is removed anyway).
 
 bns_stage=    # PIDs of the running pipeline stage (killed on abort)
 bns_watch=    # PIDs of the watchdog processes (killed when we are done)
@@ -18,7 +20,7 @@ bns_work=     # our private directory beside the dump file
 # bns_abort REASON: remember the first reason and kill the running stage.
 bns_abort() {
 	[ -n "$bns_why" ] || bns_why=$1
-	[ -z "$bns_stage" ] || kill $bns_stage 2>/dev/null
+	[ -z "$bns_stage" ] || kill -s KILL $bns_stage 2>/dev/null
 }
 
 # bns_cleanup: stop the watchdogs and the pipeline, wait for them, remove the private directory
@@ -28,7 +30,7 @@ bns_cleanup() {
 	bns_all="$bns_stage $bns_watch"
 	bns_stage= bns_watch=
 	if [ -n "${bns_all# }" ]; then
-		kill $bns_all 2>/dev/null
+		kill -s KILL $bns_all 2>/dev/null
 		wait $bns_all 2>/dev/null
 	fi
 	[ -z "$bns_work" ] || rm -rf -- "$bns_work"
@@ -36,7 +38,7 @@ bns_cleanup() {
 }
 
 # bns_wait PID: wait for PID and set bns_st to its exit status. A signal that aborts the dump
-# interrupts `wait` (the process has been sent SIGTERM by then): wait for it once more. The
+# interrupts `wait` (the process has been killed by then): wait for it once more. The
 # shell's own "Terminated" notice goes to /dev/null: the final stderr line says what happened.
 bns_wait() {
 	wait "$1" 2>/dev/null
@@ -66,6 +68,15 @@ bns_dump() {
 	trap 'bns_abort "timed out after ${bns_timeout}s"' USR2
 	trap 'bns_abort "terminated by a signal"' HUP INT TERM
 
+	# Remove what runs that were killed outright (SIGKILL, container restart) left behind: each
+	# temporary directory carries the PID of its shell.
+	for bns_old in "$bns_dir/.$bns_base.tmp."*; do
+		bns_pid=${bns_old##*.}
+		if [ -d "$bns_old" ] && bns_is_uint "$bns_pid" && ! kill -0 "$bns_pid" 2>/dev/null &&
+			[ ! -d "/proc/$bns_pid" ]; then
+			rm -rf -- "$bns_old"
+		fi
+	done
 	mkdir -- "$bns_dir/.$bns_base.tmp.$$" 2>/dev/null ||
 		bns_die "cannot create a temporary directory in $bns_dir (read-only, or $bns_dir/.$bns_base.tmp.$$ left over?)"
 	bns_work=$bns_dir/.$bns_base.tmp.$$
