@@ -102,12 +102,18 @@ pub async fn run(pods: &Api<Pod>, req: ExecRequest<'_>) -> Result<ExecOutput> {
             }
         };
         let read_out = async {
-            let mut buf = Vec::new();
-            stdout
-                .take(MAX_CAPTURE as u64)
-                .read_to_end(&mut buf)
-                .await
-                .map(|_| buf)
+            // Keep the first MAX_CAPTURE bytes but drain everything: an unread stream would
+            // stall the whole session.
+            let mut stdout = stdout;
+            let (mut buf, mut chunk) = (Vec::new(), [0u8; 8192]);
+            loop {
+                let n = stdout.read(&mut chunk).await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(buf);
+                }
+                let room = MAX_CAPTURE.saturating_sub(buf.len()).min(n);
+                buf.extend_from_slice(&chunk[..room]);
+            }
         };
         let read_err = async {
             let mut lines = BufReader::new(stderr).lines();

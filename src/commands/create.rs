@@ -206,7 +206,13 @@ async fn record_event(ctx: &CreateContext, report: &CreateReport, result: &Resul
     let now = jiff::Timestamp::now();
     let event = Event {
         metadata: ObjectMeta {
-            name: Some(format!("{pvc}.{:x}", now.as_nanosecond())),
+            // `<pvc>.<hex nanoseconds>` like kubectl's events; the PVC part is cut so the name
+            // stays within 253 characters.
+            name: Some(format!(
+                "{}.{:x}",
+                &pvc[..pvc.len().min(200)],
+                now.as_nanosecond()
+            )),
             namespace: Some(ns.to_string()),
             ..Default::default()
         },
