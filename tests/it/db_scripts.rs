@@ -40,7 +40,7 @@ const SHELLS: [Shell; 3] = [Shell::Dash, Shell::Busybox, Shell::Bash];
 /// What the scripts call besides builtins; `touch` too, so that an injected `$(touch …)` would
 /// really create its marker.
 const TOOLS: &[&str] = &[
-    "gzip", "tail", "mkfifo", "rm", "mv", "ls", "df", "sleep", "sync", "mkdir", "touch", "cat",
+    "gzip", "tail", "mkfifo", "rm", "mv", "ls", "df", "sleep", "sync", "mkdir", "touch",
 ];
 
 impl Shell {
