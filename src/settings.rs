@@ -630,7 +630,9 @@ impl Settings {
             "--mysql-default-character-set",
             &a.mysql_default_character_set,
         );
-        let charset = charset_raw.string_or("utf8");
+        // The original defaulted to `utf8` (utf8mb3), which silently turns 4-byte characters
+        // such as emoji into `?` in the dump; utf8mb4 is the lossless superset.
+        let charset = charset_raw.string_or("utf8mb4");
         if !charset
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -771,7 +773,7 @@ mod tests {
             my.target.password,
             ValueRef::Env("MYSQL_ROOT_PASSWORD".into())
         );
-        assert_eq!(my.target.default_character_set, "utf8");
+        assert_eq!(my.target.default_character_set, "utf8mb4");
         assert_eq!(my.target.dump_file, "/var/lib/mysql/dump.sql.gz");
     }
 
