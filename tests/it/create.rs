@@ -375,7 +375,6 @@ async fn mysql_create_dumps_with_single_transaction_and_snapshots() {
         ("BAK_DB_MYSQL_DUMP_FILE", &dump_s),
         ("BAK_DB_MYSQL_PORT", &port),
         ("BAK_DB_MYSQL_DB", "create_my"),
-        ("BAK_DB_MYSQL_DEFAULT_CHARACTER_SET", "utf8mb4"),
         ("BAK_DB_MYSQL_EXEC_CONTAINER", "mysql"),
     ]);
     assert_eq!(run.code, 0, "{run:?}");
