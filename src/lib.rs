@@ -63,16 +63,30 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn config(name: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Config { name: name.into(), value: value.into(), reason: reason.into() }
+    pub fn config(
+        name: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            name: name.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
     }
 
     pub fn kube(context: impl Into<String>, source: kube::Error) -> Self {
-        Error::Kube { context: context.into(), source }
+        Error::Kube {
+            context: context.into(),
+            source,
+        }
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// The process exit status this error leads to.

@@ -2,14 +2,14 @@
 //! `KUBECONFIG`; everything else runs against the local API emulation (`tests/emu`) and real
 //! database servers started in temporary directories (`tests/support`).
 
+mod create;
+mod db_scripts;
+mod e2e;
 #[path = "../emu/mod.rs"]
 #[allow(dead_code)]
 mod emu;
+mod emu_tests;
+mod lifecycle;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
 mod support;
-mod emu_tests;
-mod db_scripts;
-mod create;
-mod e2e;
-mod lifecycle;
