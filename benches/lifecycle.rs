@@ -439,7 +439,8 @@ fn main() {
             if r.ratio() > RATIO_GOAL {
                 m.push(format!("{}: ratio {:.3} > {RATIO_GOAL}", r.name, r.ratio()));
             }
-            if r.rss_mib > RSS_GOAL_MIB {
+            // `cargo test --all-targets` runs this too, unoptimised: RSS is judged by `make bench`.
+            if r.rss_mib > RSS_GOAL_MIB && !cfg!(debug_assertions) {
                 m.push(format!(
                     "{}: peak RSS {:.1} MiB > {RSS_GOAL_MIB}",
                     r.name, r.rss_mib
@@ -448,6 +449,9 @@ fn main() {
             m
         })
         .collect();
+    if cfg!(debug_assertions) {
+        println!("unoptimised build: the peak RSS goal is judged by `make bench`");
+    }
     if missed.is_empty() {
         println!("goals met");
     } else {
