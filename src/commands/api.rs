@@ -5,15 +5,13 @@
 //! transient failure that outlasts the retries, goes back to the caller, which counts the item
 //! as failed and carries on.
 //!
-//! The client is built without kube's own retry layer (up to 15 silent retries of 429/503/504
-//! with delays growing to minutes): retries here are bounded, logged, counted and paced like
-//! every other request.
+//! The client is built without kube's own retry layer (`super::client(false)`: up to 15 silent
+//! retries of 429/503/504 with delays growing to minutes): retries here are bounded, logged,
+//! counted and paced like every other request.
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use anyhow::Context;
 
 use super::ratelimit::TokenBucket;
 
@@ -26,18 +24,6 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` honoured; a longer one is capped rather than stalling the run.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// A kube client from the kubeconfig (or in-cluster config) without kube's retry layer, and the
-/// kube context's namespace.
-pub async fn client() -> anyhow::Result<(kube::Client, String)> {
-    let mut config = kube::Config::infer()
-        .await
-        .context("cannot load a kubeconfig or in-cluster config")?;
-    config.default_retry = false;
-    let namespace = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
-    Ok((client, namespace))
-}
 
 /// Request and retry counts of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

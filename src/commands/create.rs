@@ -628,13 +628,19 @@ pub async fn main(args: &crate::cli::CreateArgs, output: OutputFormat) -> ExitSt
         "backup at {}",
         now.to_rfc3339()
     );
-    let (client, namespace) = match super::client(settings.namespace.as_deref()).await {
+    let (client, context_namespace) = match super::client(true).await {
         Ok(x) => x,
         Err(e) => {
             tracing::error!("{e:#}");
             return ExitStatus::Failure;
         }
     };
+    let namespace = settings.namespace.clone().unwrap_or(context_namespace);
+    if let Err(e) =
+        crate::labels::validate_dns1123_label("namespace of the kube context", &namespace)
+    {
+        return super::report_error(&e);
+    }
     let mut rng = rand::rng();
     let rand = crate::naming::random_suffix(&mut rng);
     let identity = settings

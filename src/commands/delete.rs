@@ -19,7 +19,7 @@ use crate::retention::{Deletion, SnapshotRecord, Target};
 use crate::snapshot::{Readiness, VolumeSnapshot, VolumeSnapshotContent};
 use crate::ExitStatus;
 
-use super::api::{self, describe, Requests};
+use super::api::{describe, Requests};
 use super::apply::{Applier, ApplyReport, ContentInfo};
 use super::options::DeleteOptions;
 use super::report_error;
@@ -107,7 +107,7 @@ pub async fn main(args: &DeleteArgs, output: crate::cli::Output) -> ExitStatus {
         );
         return ExitStatus::Usage;
     }
-    let (client, context_ns) = match api::client().await {
+    let (client, context_ns) = match super::client(false).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e:#}");

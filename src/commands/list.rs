@@ -17,7 +17,7 @@ use crate::labels;
 use crate::snapshot::{Readiness, VolumeSnapshot};
 use crate::ExitStatus;
 
-use super::api::{self, Requests};
+use super::api::Requests;
 use super::gather::{self, Scope};
 use super::options::ListOptions;
 use super::report_error;
@@ -236,7 +236,7 @@ pub async fn main(args: &ListArgs, output: Output) -> ExitStatus {
         Ok(o) => o,
         Err(e) => return report_error(&e),
     };
-    let (client, context_ns) = match api::client().await {
+    let (client, context_ns) = match super::client(false).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e:#}");

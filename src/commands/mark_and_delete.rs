@@ -18,7 +18,7 @@ use crate::cli::{MarkAndDeleteArgs, OutputFormat};
 use crate::retention::{plan_mark_and_delete, Deletion, LabelChange, SnapshotRecord, SweepPlan};
 use crate::ExitStatus;
 
-use super::api::{self, Requests};
+use super::api::Requests;
 use super::apply::{Applier, ContentInfo, Contents, RunOutput};
 use super::gather::{self, Scope};
 use super::options::SweepOptions;
@@ -33,7 +33,7 @@ pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitS
         Ok(o) => o,
         Err(e) => return report_error(&e),
     };
-    let (client, _) = match api::client().await {
+    let (client, _) = match super::client(false).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e:#}");

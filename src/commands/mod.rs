@@ -61,16 +61,18 @@ pub fn settings_from(args: &CreateArgs) -> Result<Settings, Error> {
     Settings::from_args(args, tz.as_deref(), cpus)
 }
 
-/// A client from the kubeconfig (or in-cluster config) and the namespace to work in: the given
-/// one, else the kube context's.
-pub async fn client(namespace: Option<&str>) -> anyhow::Result<(kube::Client, String)> {
-    let config = kube::Config::infer()
+/// A client from the kubeconfig (or in-cluster config), and the kube context's namespace.
+///
+/// `kube_retry` keeps kube's own retry layer (429/503/504 retried with a growing delay, bounded
+/// at 15 attempts): right for `create`, which makes a handful of requests and should ride out a
+/// busy API server. The lifecycle commands turn it off and retry in [`api::Requests`], bounded,
+/// logged, counted and paced.
+pub async fn client(kube_retry: bool) -> anyhow::Result<(kube::Client, String)> {
+    let mut config = kube::Config::infer()
         .await
         .context("cannot load a kubeconfig or in-cluster config")?;
-    let namespace = namespace
-        .map(str::to_string)
-        .unwrap_or_else(|| config.default_namespace.clone());
-    crate::labels::validate_dns1123_label("namespace", &namespace)?;
+    config.default_retry = kube_retry;
+    let namespace = config.default_namespace.clone();
     let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
     Ok((client, namespace))
 }

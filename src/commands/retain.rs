@@ -11,7 +11,7 @@ use crate::cli::{OutputFormat, RetainArgs};
 use crate::retention::{plan_retain, SnapshotRecord};
 use crate::ExitStatus;
 
-use super::api::{self, Requests};
+use super::api::Requests;
 use super::apply::{Applier, RunOutput};
 use super::gather::{self, Scope};
 use super::options::RetainOptions;
@@ -26,7 +26,7 @@ pub async fn main(args: &RetainArgs, output: crate::cli::Output) -> ExitStatus {
         Ok(o) => o,
         Err(e) => return report_error(&e),
     };
-    let (client, _) = match api::client().await {
+    let (client, _) = match super::client(false).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e:#}");

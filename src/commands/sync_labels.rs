@@ -21,7 +21,7 @@ use crate::labels::{ENV_CONFIG, PREFIX, PVC};
 use crate::snapshot::{VolumeSnapshot, VolumeSnapshotContent};
 use crate::ExitStatus;
 
-use super::api::{self, code, describe, RequestCounts, Requests};
+use super::api::{code, describe, RequestCounts, Requests};
 use super::apply::Failure;
 use super::gather::{self, Scope};
 use super::options::SyncOptions;
@@ -391,7 +391,7 @@ pub async fn main(args: &SyncLabelsArgs, output: crate::cli::Output) -> ExitStat
         Ok(o) => o,
         Err(e) => return report_error(&e),
     };
-    let (client, _) = match api::client().await {
+    let (client, _) = match super::client(false).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e:#}");
