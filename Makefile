@@ -13,8 +13,8 @@ build: ## Debug build of the binary
 release: ## Optimised static-friendly build (target/release/backup-ns)
 	$(CARGO) build --locked --release
 
-test: ## Unit, emulation and real-database tests (needs PostgreSQL 15 and MariaDB; see .ci/run)
-	$(CARGO) test --locked --all-targets
+test: ## Unit, emulation, real-database and chart tests (needs PostgreSQL 15 and MariaDB; see .ci/run)
+	BACKUP_NS_HELM="$${BACKUP_NS_HELM:-$$(bash hack/install-helm.sh | tail -n 1)}" $(CARGO) test --locked --all-targets
 
 lint: ## rustfmt check + clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

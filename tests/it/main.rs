@@ -2,6 +2,7 @@
 //! `KUBECONFIG`; everything else runs against the local API emulation (`tests/emu`) and real
 //! database servers started in temporary directories (`tests/support`).
 
+mod chart;
 mod create;
 mod db_scripts;
 mod e2e;

@@ -1,0 +1,520 @@
+//! The Helm chart (`charts/backup-ns`) rendered by a real Helm and checked as parsed YAML: the
+//! RBAC rules exactly, the environment each container gets, schedules and time zone, security
+//! context, one CronJob per backup target, and the schema rejecting typos and wrong types.
+//!
+//! Helm comes from `BACKUP_NS_HELM`, else `helm` on PATH; `hack/install-helm.sh` installs a
+//! pinned one (CI runs it). Without one these tests fail, on purpose: a skipped chart test is a
+//! chart nobody checked.
+
+use serde::Deserialize;
+use serde_yaml::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/backup-ns")
+}
+
+fn helm_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BACKUP_NS_HELM").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("helm"))
+        .find(|p| p.is_file());
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "no Helm for the chart tests: run `hack/install-helm.sh` and export \
+             BACKUP_NS_HELM=<the path it prints> (or put helm on PATH)"
+        )
+    })
+}
+
+fn helm(args: &[&str], values: &str) -> Output {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(values.as_bytes()).unwrap();
+    let out = Command::new(helm_bin())
+        .args(args)
+        .arg(chart_dir())
+        .arg("-f")
+        .arg(file.path())
+        .output()
+        .expect("run helm");
+    out
+}
+
+/// `helm template` of the chart with these values; every rendered document, parsed.
+fn render(values: &str) -> Vec<Value> {
+    let out = helm(&["template", "rel", "--namespace", "shop"], values);
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn render_err(values: &str) -> String {
+    let out = helm(&["template", "rel", "--namespace", "shop"], values);
+    assert!(!out.status.success(), "helm template accepted {values}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn one<'a>(docs: &'a [Value], k: &str, name: &str) -> &'a Value {
+    let found: Vec<_> = kind(docs, k)
+        .into_iter()
+        .filter(|d| d["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(found.len(), 1, "{k}/{name} in {docs:#?}");
+    found[0]
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+/// Rules as sorted (group, resource, verbs) triples, one per resource.
+fn rules(role: &Value) -> Vec<(String, String, Vec<String>)> {
+    let mut out = Vec::new();
+    for rule in role["rules"].as_sequence().unwrap() {
+        let list = |k: &str| -> Vec<String> {
+            rule[k]
+                .as_sequence()
+                .map(|s| s.iter().map(s_owned).collect())
+                .unwrap_or_default()
+        };
+        assert!(rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none());
+        for g in list("apiGroups") {
+            for r in list("resources") {
+                let mut verbs = list("verbs");
+                verbs.sort();
+                out.push((g.clone(), r, verbs));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn s_owned(v: &Value) -> String {
+    s(v).to_owned()
+}
+
+fn triple(g: &str, r: &str, verbs: &[&str]) -> (String, String, Vec<String>) {
+    let mut verbs: Vec<String> = verbs.iter().map(|v| v.to_string()).collect();
+    verbs.sort();
+    (g.into(), r.into(), verbs)
+}
+
+fn pod_spec(cronjob: &Value) -> &Value {
+    &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+}
+
+fn container<'a>(cronjob: &'a Value, name: &str) -> &'a Value {
+    let spec = pod_spec(cronjob);
+    spec["containers"]
+        .as_sequence()
+        .into_iter()
+        .chain(spec["initContainers"].as_sequence())
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("container {name} in {spec:#?}"))
+}
+
+/// The container's `env` as (name, value or `field:<path>` / `secret:<name>/<key>`).
+fn env(c: &Value) -> Vec<(String, String)> {
+    c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let v = if let Some(v) = e.get("value") {
+                s_owned(v)
+            } else if let Some(f) = e["valueFrom"].get("fieldRef") {
+                format!("field:{}", s(&f["fieldPath"]))
+            } else {
+                let k = &e["valueFrom"]["secretKeyRef"];
+                format!("secret:{}/{}", s(&k["name"]), s(&k["key"]))
+            };
+            (s_owned(&e["name"]), v)
+        })
+        .collect()
+}
+
+fn env_of(c: &Value, name: &str) -> Option<String> {
+    let all = env(c);
+    let hits: Vec<_> = all.iter().filter(|(n, _)| n == name).collect();
+    assert!(hits.len() <= 1, "{name} set twice: {all:?}");
+    hits.first().map(|(_, v)| v.clone())
+}
+
+const NAMESPACE_RELEASE: &str = r#"
+timeZone: Europe/Vienna
+schedule: "0 3 * * *"
+backups:
+  - name: pg
+    pvc: data
+    db: postgres
+    execResource: deployment/postgres
+    container: postgres
+    dumpFile: /var/lib/postgresql/data/dump.sql.gz
+    schedule: "30 1 * * *"
+    retain: daily_weekly_monthly
+    passwordSecret: {name: pg, key: password}
+  - name: my
+    pvc: mysql-data
+    db: mysql
+    execResource: statefulset/mysql
+    container: mysql
+    defaultCharacterSet: utf8mb4
+  - name: files
+    pvc: uploads
+    db: skip
+    retain: days
+    retainDays: 14
+    vsClassName: csi-hostpath-snapclass
+"#;
+
+#[test]
+fn chart_namespace_release_role_is_exactly_what_create_needs() {
+    let docs = render(NAMESPACE_RELEASE);
+    assert!(kind(&docs, "ClusterRole").is_empty() && kind(&docs, "ClusterRoleBinding").is_empty());
+    let role = one(&docs, "Role", "rel-backup-ns");
+    assert_eq!(
+        rules(role),
+        vec![
+            triple("", "events", &["create"]),
+            triple("", "persistentvolumeclaims", &["get"]),
+            triple("", "pods", &["get", "list"]),
+            triple("", "pods/exec", &["create", "get"]),
+            triple("apps", "deployments", &["get"]),
+            triple("apps", "statefulsets", &["get"]),
+            triple(
+                "coordination.k8s.io",
+                "leases",
+                &["create", "delete", "get", "update"]
+            ),
+            triple(
+                "snapshot.storage.k8s.io",
+                "volumesnapshots",
+                &["create", "get", "list", "patch"]
+            ),
+        ]
+    );
+    for r in rules(role) {
+        assert!(
+            r.0 != "*" && r.1 != "*" && !r.2.iter().any(|v| v == "*"),
+            "{r:?}"
+        );
+    }
+    let binding = one(&docs, "RoleBinding", "rel-backup-ns");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["roleRef"]["name"], "rel-backup-ns");
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    assert_eq!(binding["subjects"][0]["name"], "rel-backup-ns");
+    assert_eq!(binding["subjects"][0]["namespace"], "shop");
+    one(&docs, "ServiceAccount", "rel-backup-ns");
+    for cj in kind(&docs, "CronJob") {
+        assert_eq!(pod_spec(cj)["serviceAccountName"], "rel-backup-ns");
+    }
+
+    // `rbac.adhoc` adds exactly what `backup-ns adhoc` needs.
+    let docs = render(&format!("{NAMESPACE_RELEASE}\nrbac: {{adhoc: true}}\n"));
+    let r = rules(one(&docs, "Role", "rel-backup-ns"));
+    assert!(r.contains(&triple("batch", "cronjobs", &["get"])));
+    assert!(r.contains(&triple("batch", "jobs", &["create", "get", "list"])));
+    assert_eq!(r.len(), 10);
+}
+
+#[test]
+fn chart_one_cronjob_per_target_with_schedule_and_time_zone() {
+    let docs = render(NAMESPACE_RELEASE);
+    let mut names: Vec<_> = kind(&docs, "CronJob")
+        .iter()
+        .map(|c| s_owned(&c["metadata"]["name"]))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "rel-backup-ns-files",
+            "rel-backup-ns-my",
+            "rel-backup-ns-pg"
+        ]
+    );
+    let schedule = |n: &str| s_owned(&one(&docs, "CronJob", n)["spec"]["schedule"]);
+    assert_eq!(schedule("rel-backup-ns-pg"), "30 1 * * *");
+    assert_eq!(schedule("rel-backup-ns-my"), "0 3 * * *");
+    for cj in kind(&docs, "CronJob") {
+        let spec = &cj["spec"];
+        assert_eq!(spec["timeZone"], "Europe/Vienna");
+        assert_eq!(spec["concurrencyPolicy"], "Forbid");
+        assert_eq!(spec["jobTemplate"]["spec"]["backoffLimit"], 2);
+        assert_eq!(spec["jobTemplate"]["spec"]["activeDeadlineSeconds"], 10800);
+        let c = container(cj, "backup-ns");
+        assert_eq!(
+            env_of(c, "TZ").as_deref(),
+            Some("Europe/Vienna"),
+            "TZ and timeZone agree"
+        );
+        assert_eq!(c["args"][0], "create");
+        assert_eq!(pod_spec(cj)["restartPolicy"], "Never");
+    }
+    // No pruner in a namespace release, no backups in an empty one.
+    assert!(render("").is_empty());
+}
+
+#[test]
+fn chart_env_names_and_values() {
+    let docs = render(NAMESPACE_RELEASE);
+    let pg = container(one(&docs, "CronJob", "rel-backup-ns-pg"), "backup-ns");
+    let mut got = env(pg);
+    got.sort();
+    let mut want: Vec<(String, String)> = [
+        ("TZ", "Europe/Vienna"),
+        ("BAK_LOG_FORMAT", "json"),
+        ("BAK_NAMESPACE", "field:metadata.namespace"),
+        ("BAK_LABEL_VS_POD", "field:metadata.name"),
+        ("BAK_LABEL_VS_TYPE", "cronjob"),
+        ("BAK_PVC_NAME", "data"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+        ("BAK_DB_POSTGRES", "true"),
+        ("BAK_DB_POSTGRES_EXEC_RESOURCE", "deployment/postgres"),
+        ("BAK_DB_POSTGRES_EXEC_CONTAINER", "postgres"),
+        (
+            "BAK_DB_POSTGRES_DUMP_FILE",
+            "/var/lib/postgresql/data/dump.sql.gz",
+        ),
+        ("BAK_DB_POSTGRES_PASSWORD", "secret:pg/password"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(pg["envFrom"][0]["configMapRef"]["name"], "rel-backup-ns");
+
+    let my = container(one(&docs, "CronJob", "rel-backup-ns-my"), "backup-ns");
+    assert_eq!(env_of(my, "BAK_DB_MYSQL").as_deref(), Some("true"));
+    assert_eq!(
+        env_of(my, "BAK_DB_MYSQL_EXEC_RESOURCE").as_deref(),
+        Some("statefulset/mysql")
+    );
+    assert_eq!(
+        env_of(my, "BAK_DB_MYSQL_DEFAULT_CHARACTER_SET").as_deref(),
+        Some("utf8mb4")
+    );
+    assert_eq!(env_of(my, "BAK_DB_POSTGRES"), None);
+    assert_eq!(
+        env_of(my, "BAK_DB_MYSQL_PASSWORD"),
+        None,
+        "default: the container's ${{MYSQL_ROOT_PASSWORD}}"
+    );
+
+    let files = container(one(&docs, "CronJob", "rel-backup-ns-files"), "backup-ns");
+    assert_eq!(env_of(files, "BAK_DB_SKIP").as_deref(), Some("true"));
+    assert_eq!(
+        env_of(files, "BAK_LABEL_VS_RETAIN").as_deref(),
+        Some("days")
+    );
+    assert_eq!(
+        env_of(files, "BAK_LABEL_VS_RETAIN_DAYS").as_deref(),
+        Some("14")
+    );
+    assert_eq!(
+        env_of(files, "BAK_VS_CLASS_NAME").as_deref(),
+        Some("csi-hostpath-snapclass")
+    );
+    assert!(env(files)
+        .iter()
+        .all(|(n, _)| !n.starts_with("BAK_DB_POSTGRES") && !n.starts_with("BAK_DB_MYSQL")));
+
+    let cm = one(&docs, "ConfigMap", "rel-backup-ns");
+    assert_eq!(cm["data"]["BAK_FLOCK"], "true");
+    assert_eq!(cm["data"]["BAK_FLOCK_DIR"], "/mnt/host-backup-locks");
+    assert_eq!(cm["data"]["BAK_FLOCK_TIMEOUT_SEC"], "3600");
+    assert_eq!(cm["data"]["BAK_LABEL_VS_RETAIN"], "daily_weekly_monthly");
+    // Every name the chart sets is one the binary reads (src/cli.rs), and no password is in it.
+    let cli =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli.rs")).unwrap();
+    let names = env(pg)
+        .into_iter()
+        .chain(env(my))
+        .chain(env(files))
+        .map(|(n, _)| n)
+        .chain(cm["data"].as_mapping().unwrap().keys().map(s_owned));
+    for n in names.filter(|n| n != "TZ") {
+        assert!(
+            cli.contains(&format!("env = \"{n}\"")),
+            "{n} is not read by backup-ns"
+        );
+    }
+    assert!(cm["data"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .all(|k| !s(k).contains("PASSWORD")));
+}
+
+#[test]
+fn chart_pods_run_non_root_read_only_and_lock_dir_is_a_host_path() {
+    let docs = render(NAMESPACE_RELEASE);
+    let cj = one(&docs, "CronJob", "rel-backup-ns-pg");
+    let pod = pod_spec(cj);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert!(
+        pod.get("initContainers").is_none(),
+        "no root init container by default"
+    );
+    let c = container(cj, "backup-ns");
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+    assert_eq!(c["image"], "ghcr.io/backup-ns/backup-ns:0.1.0");
+    let locks = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "locks")
+        .unwrap();
+    assert_eq!(locks["hostPath"]["path"], "/tmp/backup-ns-locks");
+    assert_eq!(locks["hostPath"]["type"], "DirectoryOrCreate");
+    assert!(c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "locks" && m["mountPath"] == "/mnt/host-backup-locks"));
+
+    // The opt-in init container: root only as the directory's owner, no capability at all.
+    let docs = render(&format!(
+        "{NAMESPACE_RELEASE}\nflock: {{initContainer: {{enabled: true}}}}\nnodeSelector: {{disk: ssd}}\n\
+         tolerations: [{{key: backup, operator: Exists}}]\nimagePullSecrets: [{{name: reg}}]\n\
+         podAnnotations: {{a: b}}\npodLabels: {{team: x}}\n"
+    ));
+    let cj = one(&docs, "CronJob", "rel-backup-ns-pg");
+    let init = container(cj, "lock-dir");
+    assert_eq!(init["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(init["securityContext"]["allowPrivilegeEscalation"], false);
+    let pod = pod_spec(cj);
+    assert_eq!(pod["nodeSelector"]["disk"], "ssd");
+    assert_eq!(pod["tolerations"][0]["key"], "backup");
+    assert_eq!(pod["imagePullSecrets"][0]["name"], "reg");
+    let meta = &cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"];
+    assert_eq!(meta["annotations"]["a"], "b");
+    assert_eq!(meta["labels"]["team"], "x");
+
+    let docs = render(&format!("{NAMESPACE_RELEASE}\nflock: {{enabled: false}}\n"));
+    let cj = one(&docs, "CronJob", "rel-backup-ns-pg");
+    assert!(!serde_yaml::to_string(pod_spec(cj))
+        .unwrap()
+        .contains("hostPath"));
+    assert_eq!(
+        one(&docs, "ConfigMap", "rel-backup-ns")["data"]["BAK_FLOCK"],
+        "false"
+    );
+}
+
+#[test]
+fn chart_central_release_prunes_with_a_snapshot_only_cluster_role() {
+    let docs = render("pruner: {enabled: true, maxDeletions: 50}\n");
+    assert!(kind(&docs, "Role").is_empty() && kind(&docs, "RoleBinding").is_empty());
+    let role = one(&docs, "ClusterRole", "rel-backup-ns-pruner");
+    assert_eq!(
+        rules(role),
+        vec![
+            triple("", "events", &["create"]),
+            triple(
+                "snapshot.storage.k8s.io",
+                "volumesnapshotcontents",
+                &["delete", "get", "list", "patch"]
+            ),
+            triple(
+                "snapshot.storage.k8s.io",
+                "volumesnapshots",
+                &["delete", "get", "list", "patch"]
+            ),
+        ]
+    );
+    let binding = one(&docs, "ClusterRoleBinding", "rel-backup-ns-pruner");
+    assert_eq!(binding["subjects"][0]["name"], "rel-backup-ns-pruner");
+    assert_eq!(binding["subjects"][0]["namespace"], "shop");
+
+    let pruner = one(&docs, "CronJob", "rel-backup-ns-pruner");
+    let pod = pod_spec(pruner);
+    assert_eq!(pod["serviceAccountName"], "rel-backup-ns-pruner");
+    assert_eq!(
+        pod["initContainers"][0]["name"], "retain",
+        "retain runs first"
+    );
+    assert_eq!(pod["containers"][0]["name"], "mark-and-delete");
+    let retain = container(pruner, "retain");
+    assert_eq!(retain["args"][0], "retain");
+    assert_eq!(env_of(retain, "RETAIN_LAST_DAILY").as_deref(), Some("7"));
+    assert_eq!(env_of(retain, "RETAIN_LAST_WEEKLY").as_deref(), Some("4"));
+    assert_eq!(env_of(retain, "RETAIN_LAST_MONTHLY").as_deref(), Some("12"));
+    assert_eq!(env_of(retain, "BAK_NAMESPACE"), None, "cluster-wide");
+    let mad = container(pruner, "mark-and-delete");
+    assert_eq!(mad["args"][0], "mark-and-delete");
+    assert_eq!(env_of(mad, "BAK_MAX_DELETIONS").as_deref(), Some("50"));
+    assert_eq!(pruner["spec"]["schedule"], "0 4 * * *");
+    assert_eq!(pruner["spec"]["timeZone"], "Etc/UTC");
+    assert_eq!(pruner["spec"]["concurrencyPolicy"], "Forbid");
+
+    let sync = one(&docs, "CronJob", "rel-backup-ns-pruner-sync-labels");
+    assert_eq!(container(sync, "sync-labels")["args"][0], "sync-labels");
+    assert_eq!(kind(&docs, "CronJob").len(), 2);
+}
+
+#[test]
+fn chart_schema_rejects_typos_and_wrong_types() {
+    let err = render_err("backups: [{name: db, pvc: data, db: postgres, shedule: '0 1 * * *'}]\n");
+    assert!(err.contains("shedule"), "{err}");
+    let err = render_err("confg: {}\n");
+    assert!(err.contains("confg"), "{err}");
+    let err = render_err("config: {BAK_VS_CLAS_NAME: x}\n");
+    assert!(
+        err.contains("BAK_VS_CLAS_NAME") || err.contains("config"),
+        "{err}"
+    );
+    let err = render_err("job: {backoffLimit: two}\n");
+    assert!(err.contains("backoffLimit"), "{err}");
+    let err = render_err("backups: [{name: db, pvc: data, db: postgresql}]\n");
+    assert!(err.contains("db"), "{err}");
+    let err = render_err("backups: [{name: db, pvc: data}]\n");
+    assert!(err.contains("db"), "{err}");
+    let err = render_err("pruner: {enabled: yes-please}\n");
+    assert!(err.contains("enabled"), "{err}");
+    render_err("backups: [{name: db, pvc: data, db: skip, execResource: deployment/x}]\n");
+}
+
+#[test]
+fn chart_helm_lint_is_clean() {
+    for values in ["", NAMESPACE_RELEASE, "pruner: {enabled: true}\n"] {
+        let out = helm(&["lint", "--strict"], values);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success()
+                && text.contains("0 chart(s) failed")
+                && !text.contains("[WARNING]"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
