@@ -2,7 +2,7 @@
 SHELL := /bin/sh
 CARGO ?= cargo
 
-.PHONY: help build release test lint fmt bench demo clean
+.PHONY: help build release test lint fmt bench demo clean kind-up kind-down e2e
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,15 @@ bench: ## Benchmarks: create overhead vs. the bare dump script (and peak RSS); r
 demo: ## A whole create against the local API emulation with a throwaway PostgreSQL
 	$(CARGO) build --locked --bin backup-ns --example demo
 	./target/debug/examples/demo
+
+kind-up: ## kind dev cluster: snapshot CRDs + controller, csi-hostpath, PostgreSQL and MySQL test namespaces
+	bash hack/kind-up.sh
+
+kind-down: ## Remove the kind dev cluster
+	bash hack/kind-down.sh
+
+e2e: ## Build and load the image, install the chart, run the #[ignore]d e2e suite (after kind-up)
+	bash hack/e2e.sh
 
 clean:
 	$(CARGO) clean
