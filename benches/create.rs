@@ -4,7 +4,7 @@
 //! once by running the very dump script backup-ns sends into the container, directly with
 //! `sh`, and once through `backup-ns create` against the local API emulation (exec over
 //! WebSocket, checks, VolumeSnapshot, readiness wait, labels). Prints both wall times, their
-//! ratio (goal ≤ 1.05) and backup-ns's peak RSS from `wait4` (goal ≤ 15 MiB). Rounds alternate
+//! ratio (goal ≤ 1.05) and backup-ns's peak RSS (`VmHWM`; goal ≤ 15 MiB). Rounds alternate
 //! the two runs (`BENCH_ROUNDS`, default 3) and the fastest of each is compared, which is the
 //! figure least disturbed by the page cache and other load.
 
@@ -16,7 +16,6 @@ mod emu;
 mod support;
 
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,16 +71,27 @@ fn tool_path() -> String {
     )
 }
 
-/// Waits for a child and returns its exit status and peak RSS in KiB (`ru_maxrss`).
-fn wait_rusage(child: Child) -> (std::process::ExitStatus, i64) {
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: plain wait4 on our own child with valid out-pointers.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
-    std::mem::forget(child);
-    (std::process::ExitStatus::from_raw(status), usage.ru_maxrss)
+/// Waits for a child and returns its exit status and peak RSS in KiB. The peak is the child's
+/// own `VmHWM` from `/proc/PID/status`, read every 20 ms until it exits (the high-water mark only
+/// grows, so the last reading is the peak up to the last 20 ms). `wait4`'s `ru_maxrss` would be
+/// wrong here: Linux carries the parent's high-water mark across `exec`, so it would report this
+/// benchmark's own memory.
+fn wait_peak_rss(mut child: Child) -> (std::process::ExitStatus, u64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            return (status, peak);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The dump script, run directly with `sh` exactly as backup-ns runs it in the container.
@@ -109,7 +119,7 @@ fn direct(pg: &Postgres, target: &DbTarget, dir: &Path) -> Duration {
     started.elapsed()
 }
 
-fn through_backup_ns(pg: &Postgres, kubeconfig: &Path, dump: &Path) -> (Duration, i64) {
+fn through_backup_ns(pg: &Postgres, kubeconfig: &Path, dump: &Path) -> (Duration, u64) {
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_backup-ns"))
         .args(["create", "-q"])
@@ -124,7 +134,7 @@ fn through_backup_ns(pg: &Postgres, kubeconfig: &Path, dump: &Path) -> (Duration
         .stdout(Stdio::null())
         .spawn()
         .expect("backup-ns");
-    let (status, rss_kib) = wait_rusage(child);
+    let (status, rss_kib) = wait_peak_rss(child);
     assert!(status.success(), "backup-ns create failed: {status}");
     (started.elapsed(), rss_kib)
 }
@@ -187,7 +197,7 @@ async fn main() {
         default_character_set: String::new(),
     };
     let via_dump = work.path().join("dump.sql.gz");
-    let (mut plain, mut via, mut peak) = (Vec::new(), Vec::new(), 0i64);
+    let (mut plain, mut via, mut peak) = (Vec::new(), Vec::new(), 0u64);
     for round in 1..=rounds {
         let d = direct(&pg, &target, work.path());
         let (b, rss) = through_backup_ns(&pg, &kubeconfig, &via_dump);
