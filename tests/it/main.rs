@@ -6,6 +6,7 @@ mod chart;
 mod create;
 mod db_scripts;
 mod e2e;
+mod e2e_rbac;
 #[path = "../emu/mod.rs"]
 #[allow(dead_code)]
 mod emu;
