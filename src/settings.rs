@@ -89,15 +89,16 @@ pub struct Settings {
     pub described: Vec<(&'static str, String)>,
 }
 
-/// A raw value with the names used in error messages.
-struct Raw<'a> {
+/// A raw value (flag or environment) with the names its errors use: every command validates
+/// its arguments through this, so all errors name the variable, its flag and the value.
+pub(crate) struct Raw<'a> {
     var: &'static str,
     flag: &'static str,
     value: Option<&'a str>,
 }
 
 impl<'a> Raw<'a> {
-    fn new(var: &'static str, flag: &'static str, value: &'a Option<String>) -> Self {
+    pub(crate) fn new(var: &'static str, flag: &'static str, value: &'a Option<String>) -> Self {
         Raw {
             var,
             flag,
@@ -105,16 +106,16 @@ impl<'a> Raw<'a> {
         }
     }
 
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("{} ({})", self.var, self.flag)
     }
 
-    fn err(&self, value: &str, reason: impl Into<String>) -> Error {
+    pub(crate) fn err(&self, value: &str, reason: impl Into<String>) -> Error {
         Error::config(self.name(), value, reason)
     }
 
     /// The value; an empty string counts as unset, as for the original's env loader.
-    fn get(&self) -> Option<&'a str> {
+    pub(crate) fn get(&self) -> Option<&'a str> {
         self.value.filter(|v| !v.is_empty())
     }
 
@@ -123,7 +124,7 @@ impl<'a> Raw<'a> {
     }
 
     /// Go's `strconv.ParseBool` set, the original's contract; anything else is an error.
-    fn bool_or(&self, default: bool) -> Result<bool> {
+    pub(crate) fn bool_or(&self, default: bool) -> Result<bool> {
         match self.get() {
             None => Ok(default),
             Some(v) => parse_bool(v)
@@ -139,6 +140,25 @@ impl<'a> Raw<'a> {
                 _ => Err(self.err(v, format!("expected a whole number from {min} to {max}"))),
             },
         }
+    }
+
+    pub(crate) fn count_or(&self, default: usize, max: usize) -> Result<usize> {
+        match self.get() {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n <= max => Ok(n),
+                _ => Err(self.err(v, format!("expected a whole number from 0 to {max}"))),
+            },
+        }
+    }
+
+    /// An optional namespace, validated as a DNS-1123 label.
+    pub(crate) fn namespace(&self) -> Result<Option<String>> {
+        let Some(ns) = self.get() else {
+            return Ok(None);
+        };
+        labels::validate_dns1123_label(&self.name(), ns)?;
+        Ok(Some(ns.to_owned()))
     }
 
     fn duration_or(&self, default: &str) -> Result<Duration> {

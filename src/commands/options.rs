@@ -12,66 +12,10 @@ use crate::labels;
 use crate::retention::{
     Policy, DEFAULT_KEEP_DAILY, DEFAULT_KEEP_MONTHLY, DEFAULT_KEEP_WEEKLY, DEFAULT_MAX_DELETIONS,
 };
-use crate::settings::{parse_bool, resolve_tz};
-use crate::{Error, Result};
+use crate::settings::{resolve_tz, Raw};
+use crate::Result;
 
 use super::api::DEFAULT_QPS;
-
-/// A raw flag/env value with the names its errors use.
-struct Raw<'a> {
-    var: &'static str,
-    flag: &'static str,
-    value: Option<&'a str>,
-}
-
-impl<'a> Raw<'a> {
-    fn new(var: &'static str, flag: &'static str, value: &'a Option<String>) -> Self {
-        Raw {
-            var,
-            flag,
-            value: value.as_deref(),
-        }
-    }
-
-    fn name(&self) -> String {
-        format!("{} ({})", self.var, self.flag)
-    }
-
-    fn err(&self, value: &str, reason: impl Into<String>) -> Error {
-        Error::config(self.name(), value, reason)
-    }
-
-    /// The value; empty counts as unset, as for `create`'s settings.
-    fn get(&self) -> Option<&'a str> {
-        self.value.filter(|v| !v.is_empty())
-    }
-
-    fn bool_or(&self, default: bool) -> Result<bool> {
-        match self.get() {
-            None => Ok(default),
-            Some(v) => parse_bool(v)
-                .ok_or_else(|| self.err(v, "expected a boolean: true or false (also 1/0, t/f)")),
-        }
-    }
-
-    fn count_or(&self, default: usize, max: usize) -> Result<usize> {
-        match self.get() {
-            None => Ok(default),
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if n <= max => Ok(n),
-                _ => Err(self.err(v, format!("expected a whole number from 0 to {max}"))),
-            },
-        }
-    }
-
-    fn namespace(&self) -> Result<Option<String>> {
-        let Some(ns) = self.get() else {
-            return Ok(None);
-        };
-        labels::validate_dns1123_label(&self.name(), ns)?;
-        Ok(Some(ns.to_owned()))
-    }
-}
 
 /// Requests per second of the rate limit.
 fn qps(a: &ApiArgs) -> Result<f64> {
