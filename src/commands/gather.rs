@@ -109,6 +109,29 @@ pub async fn retained(requests: &Requests, scope: &Scope) -> Result<(Vec<Snapsho
     Ok((records, pages))
 }
 
+/// The start shared by `retain` and `mark-and-delete`: a paced client without kube's retry
+/// layer and the one paged LIST of retained snapshots. Errors are logged here; the caller exits
+/// with the returned status.
+pub async fn start(
+    qps: f64,
+    namespace: Option<String>,
+) -> std::result::Result<(Requests, Scope, Vec<SnapshotRecord>), crate::ExitStatus> {
+    let (client, _) = super::client(false).await.map_err(|e| {
+        tracing::error!("{e:#}");
+        crate::ExitStatus::Failure
+    })?;
+    let requests = Requests::new(client, qps);
+    let scope = Scope::from_option(namespace);
+    let (records, pages) = retained(&requests, &scope)
+        .await
+        .map_err(|e| super::report_error(&e))?;
+    tracing::info!(
+        "{} snapshots with a retain label in {scope} ({pages} LIST pages)",
+        records.len()
+    );
+    Ok((requests, scope, records))
+}
+
 /// Every VolumeSnapshotContent (cluster-scoped), one paged LIST.
 pub async fn contents(
     requests: &Requests,

@@ -11,9 +11,8 @@ use crate::cli::{OutputFormat, RetainArgs};
 use crate::retention::{plan_retain, SnapshotRecord};
 use crate::ExitStatus;
 
-use super::api::Requests;
 use super::apply::{Applier, RunOutput};
-use super::gather::{self, Scope};
+use super::gather;
 use super::options::RetainOptions;
 use super::report_error;
 
@@ -26,25 +25,11 @@ pub async fn main(args: &RetainArgs, output: crate::cli::Output) -> ExitStatus {
         Ok(o) => o,
         Err(e) => return report_error(&e),
     };
-    let (client, _) = match super::client(false).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            return ExitStatus::Failure;
-        }
+    let (requests, scope, records) = match gather::start(opts.qps, opts.namespace.clone()).await {
+        Ok(x) => x,
+        Err(status) => return status,
     };
-    let requests = Requests::new(client, opts.qps);
-    let scope = Scope::from_option(opts.namespace.clone());
     let now = Utc::now().with_timezone(&opts.tz);
-
-    let (records, pages) = match gather::retained(&requests, &scope).await {
-        Ok(r) => r,
-        Err(e) => return report_error(&e),
-    };
-    tracing::info!(
-        "{} snapshots with a retain label in {scope} ({pages} LIST pages)",
-        records.len()
-    );
 
     let plan = plan_retain(&records, now, &opts.policy);
     plan.warnings.iter().for_each(|w| tracing::warn!("{w}"));
