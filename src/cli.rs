@@ -96,6 +96,25 @@ pub enum Command {
     SyncLabels(SyncLabelsArgs),
     /// The original's controller commands (`controller syncMetadataToVsc` = `sync-labels`).
     Controller(ControllerArgs),
+    /// Start a backup now: a Job from a backup CronJob's template, labelled `type=adhoc`.
+    Adhoc(AdhocArgs),
+}
+
+/// `adhoc --from-cronjob NAME`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct AdhocArgs {
+    /// The CronJob whose job template to run.
+    #[arg(long = "from-cronjob", env = "BAK_ADHOC_FROM_CRONJOB")]
+    pub from_cronjob: String,
+    /// Its namespace (default: the kube context's).
+    #[arg(short = 'n', long, env = "BAK_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Wait for the Job to finish and exit with its outcome.
+    #[arg(long, env = "BAK_ADHOC_WAIT", num_args = 0..=1, default_missing_value = "true")]
+    pub wait: Option<String>,
+    /// How long `--wait` waits, with a unit (default 1h); the Job keeps running after it.
+    #[arg(long, env = "BAK_ADHOC_TIMEOUT")]
+    pub timeout: Option<String>,
 }
 
 /// Which namespaces a lifecycle command looks at.

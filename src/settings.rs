@@ -161,7 +161,7 @@ impl<'a> Raw<'a> {
         Ok(Some(ns.to_owned()))
     }
 
-    fn duration_or(&self, default: &str) -> Result<Duration> {
+    pub(crate) fn duration_or(&self, default: &str) -> Result<Duration> {
         let v = self.get().unwrap_or(default);
         parse_duration(v).map_err(|reason| self.err(v, reason))
     }

@@ -9,6 +9,7 @@ use crate::cli::{Command, ControllerCommand, CreateArgs, GlobalArgs};
 use crate::settings::Settings;
 use crate::{Error, ExitStatus};
 
+pub mod adhoc;
 pub mod api;
 pub mod apply;
 pub mod create;
@@ -38,6 +39,10 @@ pub async fn run(command: Command, global: &GlobalArgs) -> ExitStatus {
         Command::List(args) => list::main(&args, global.output).await,
         Command::Delete(args) => delete::main(&args, global.output).await,
         Command::SyncLabels(args) => sync_labels::main(&args, global.output).await,
+        Command::Adhoc(args) => match global.output.text_or_json() {
+            Ok(output) => adhoc::main(&args, output).await,
+            Err(e) => report_error(&e),
+        },
         Command::Controller(c) => match c.command {
             ControllerCommand::SyncMetadataToVsc(args) => {
                 sync_labels::main(&args, global.output).await

@@ -3,6 +3,7 @@
 //! database servers started in temporary directories (`tests/support`).
 
 mod chart;
+mod adhoc;
 mod create;
 mod db_scripts;
 mod e2e;
