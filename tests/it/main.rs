@@ -2,8 +2,8 @@
 //! `KUBECONFIG`; everything else runs against the local API emulation (`tests/emu`) and real
 //! database servers started in temporary directories (`tests/support`).
 
-mod chart;
 mod adhoc;
+mod chart;
 mod create;
 mod db_scripts;
 mod e2e;
