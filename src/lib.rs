@@ -52,6 +52,9 @@ pub enum Error {
     /// The snapshot failed or did not become ready.
     #[error("{0}")]
     Snapshot(String),
+    /// SIGTERM or SIGINT arrived (e.g. the Job's deadline); the run stopped cleanly.
+    #[error("{0}")]
+    Interrupted(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

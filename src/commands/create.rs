@@ -170,7 +170,15 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
         Some(l)
     };
 
-    let result = run_locked(ctx, report, &name, &mut creation_labels, annotations).await;
+    // SIGTERM (the Job's deadline, an eviction) or SIGINT stops the work in progress: dropping
+    // it closes the exec connection, so the in-pod dump stops and removes its temporary file;
+    // then the Lease is released and the failure recorded, instead of dying with them held.
+    let result = tokio::select! {
+        r = run_locked(ctx, report, &name, &mut creation_labels, annotations) => r,
+        signal = terminated() => Err(Error::Interrupted(format!(
+            "terminated by {signal}; the in-pod dump stops when its connection closes, the previous dump stays"
+        ))),
+    };
     if let Some(l) = held {
         l.release().await;
     }
@@ -178,6 +186,21 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
         record_event(ctx, report, &result).await;
     }
     result
+}
+
+/// Resolves when SIGTERM or SIGINT arrives (never, if the handlers cannot be installed).
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 /// An Event on the PVC, so `kubectl describe pvc` shows the last backups and their outcome.

@@ -952,40 +952,55 @@ async fn secrets_with_shell_metacharacters_work_and_never_leak() {
     assert!(gunzip(&dump).contains("PostgreSQL database dump complete"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn killing_backup_ns_mid_dump_stops_the_dump_and_keeps_the_previous_one() {
-    let pg = Postgres::shared();
-    let w = World::new().await;
+/// A database whose dump takes seconds (3 million rows), made once per test process.
+fn big_database(pg: &Postgres) -> &'static str {
+    static MADE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        pg.createdb("create_big");
+        pg.psql_in(
+            "create_big",
+            "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v \
+             FROM generate_series(1, 3000000) g;",
+        );
+    });
+    "create_big"
+}
+
+/// Starts a create of the big database over a "previous dump" and returns once the dump is
+/// under way (its temporary file exists).
+fn start_big_dump(w: &World, pg: &Postgres) -> (std::process::Child, PathBuf) {
     w.app("postgres", &pg.env());
-    pg.createdb("create_big");
-    pg.psql_in("create_big", "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 3000000) g;");
+    let db = big_database(pg);
     let dump = w.dump_file("dump.sql.gz");
     fs::write(&dump, b"previous dump").unwrap();
     let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
-    let mut child = w
-        .command(&pg_vars(&dump_s, "create_big", &port))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let child = w
+        .command(&pg_vars(&dump_s, db, &port))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the dump is under way (its temporary file appears), then kill backup-ns.
-    let tmp_exists = || {
-        fs::read_dir(w.dump_dir())
-            .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp"))
-    };
     assert!(
-        crate::support::wait_until(Duration::from_secs(30), tmp_exists),
+        crate::support::wait_until(Duration::from_secs(30), || dump_tmp_exists(w)),
         "the dump never started"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
-    // The in-pod script notices stdin closing, stops pg_dump and removes its temporary file.
+    (child, dump)
+}
+
+fn dump_tmp_exists(w: &World) -> bool {
+    fs::read_dir(w.dump_dir())
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp"))
+}
+
+/// The in-pod script noticed stdin closing: pg_dump and gzip are gone, their temporary file
+/// too, and the previous dump is as it was.
+fn assert_dump_abandoned_cleanly(w: &World, dump: &Path) {
     assert!(
-        crate::support::wait_until(Duration::from_secs(15), || !tmp_exists()),
+        crate::support::wait_until(Duration::from_secs(15), || !dump_tmp_exists(w)),
         "temporary file left behind"
     );
-    assert_eq!(fs::read(&dump).unwrap(), b"previous dump");
+    assert_eq!(fs::read(dump).unwrap(), b"previous dump");
     // Nothing the exec started is left: no process works in the dump directory any more.
     let dump_dir = fs::canonicalize(w.dump_dir()).unwrap();
     let in_dump_dir = || {
@@ -999,4 +1014,41 @@ async fn killing_backup_ns_mid_dump_stops_the_dump_and_keeps_the_previous_one() 
         "pg_dump or gzip still running"
     );
     assert!(w.snapshots().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_backup_ns_mid_dump_stops_the_dump_and_keeps_the_previous_one() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    let (mut child, dump) = start_big_dump(&w, pg);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_dump_abandoned_cleanly(&w, &dump);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_dump_stops_cleanly_and_releases_the_lease() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    let (child, dump) = start_big_dump(&w, pg);
+    // SAFETY: a plain kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("terminated by SIGTERM"), "{run:?}");
+    assert_dump_abandoned_cleanly(&w, &dump);
+    // Unlike a kill -9, the Lease is released at once and the failure is on the PVC.
+    assert!(
+        w.emu.list("leases", Some(NS)).is_empty(),
+        "lease left behind"
+    );
+    let events = w.emu.list("events", Some(NS));
+    assert!(
+        events.iter().any(|e| e["reason"] == "BackupFailed"
+            && e["message"].as_str().is_some_and(|m| m.contains("SIGTERM"))),
+        "{events:?}"
+    );
 }
