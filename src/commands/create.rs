@@ -140,34 +140,17 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
     let annotations: BTreeMap<String, String> =
         [(labels::ENV_CONFIG.to_string(), annotation)].into();
 
-    // 1. Node lock slot (a local file lock; skipped in a dry run like the original).
-    let _slot = match (&s.flock, s.dry_run) {
-        (Some(f), false) => {
-            let t = Instant::now();
-            let guard = lock::acquire(&f.dir, f.count, f.timeout).await?;
-            report.lock_slot = Some(guard.slot);
-            report.phase("lock", t);
-            Some(guard)
+    // 1–2. Node lock slot and per-PVC Lease. Not getting them is recorded on the PVC too: a
+    // backup that keeps being skipped must be visible.
+    let (_slot, held) = match acquire(ctx, report).await {
+        Ok(held) => held,
+        Err(e) => {
+            let failed = Err(e);
+            if !s.dry_run {
+                record_event(ctx, report, &failed).await;
+            }
+            return failed;
         }
-        _ => None,
-    };
-
-    // 2. One create per PVC at a time, across nodes.
-    let held = if s.dry_run {
-        None
-    } else {
-        let t = Instant::now();
-        let l = lease::acquire(
-            &ctx.client,
-            ns,
-            &s.pvc,
-            &ctx.holder,
-            s.lease.duration,
-            s.lease.wait,
-        )
-        .await?;
-        report.phase("lease", t);
-        Some(l)
     };
 
     // SIGTERM (the Job's deadline, an eviction) or SIGINT stops the work in progress: dropping
@@ -186,6 +169,41 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
         record_event(ctx, report, &result).await;
     }
     result
+}
+
+/// Takes the node lock slot (a local file lock) and the per-PVC Lease; a dry run takes
+/// neither, like the original.
+async fn acquire(
+    ctx: &CreateContext,
+    report: &mut CreateReport,
+) -> Result<(Option<lock::SlotGuard>, Option<lease::PvcLease>)> {
+    let s = &ctx.settings;
+    if s.dry_run {
+        return Ok((None, None));
+    }
+    let slot = match &s.flock {
+        Some(f) => {
+            let t = Instant::now();
+            let guard = lock::acquire(&f.dir, f.count, f.timeout).await?;
+            report.lock_slot = Some(guard.slot);
+            report.phase("lock", t);
+            Some(guard)
+        }
+        None => None,
+    };
+    // One create per PVC at a time, across nodes.
+    let t = Instant::now();
+    let lease = lease::acquire(
+        &ctx.client,
+        &ctx.namespace,
+        &s.pvc,
+        &ctx.holder,
+        s.lease.duration,
+        s.lease.wait,
+    )
+    .await?;
+    report.phase("lease", t);
+    Ok((slot, Some(lease)))
 }
 
 /// Resolves when SIGTERM or SIGINT arrives (never, if the handlers cannot be installed).

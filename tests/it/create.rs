@@ -745,6 +745,14 @@ async fn a_held_lease_fails_fast_or_times_out_waiting() {
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("BAK_LEASE_WAIT_TIMEOUT"), "{run:?}");
     assert!(w.snapshots().is_empty());
+    let events = w.emu.list("events", Some(NS));
+    assert!(
+        events.iter().any(|e| e["reason"] == "BackupFailed"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("other-job/1"))),
+        "a skipped backup shows on the PVC: {events:?}"
+    );
     // The other holder's Lease is untouched.
     let lease = w
         .emu
