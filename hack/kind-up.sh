@@ -2,18 +2,24 @@
 # Dev cluster for backup-ns (needs docker, kind, kubectl, git):
 # kind cluster -> external-snapshotter CRDs + snapshot-controller -> csi-driver-host-path with a
 # default VolumeSnapshotClass csi-hostpath-snapclass -> the node lock directory -> the test
-# namespaces backup-ns-postgres and backup-ns-mysql with seeded rows (what tests/it/e2e.rs expects).
+# namespaces backup-ns-postgres and backup-ns-mysql with seeded rows and backup-ns-volume (PVC data
+# with a file) -- what tests/it/e2e*.rs expect.
 set -eu
 cd "$(dirname "$0")/.."
 
 CLUSTER=${KIND_CLUSTER:-backup-ns}
+# kind's release notes: "You must use the @sha256 digest to guarantee an image built for this
+# release". kind-config.yaml names the tag only; this digest (the v1.33.1 image pre-built for
+# kind v0.29.0) overrides it. Other kind releases: set KIND_NODE_IMAGE from their notes.
+KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f}
 SNAPSHOTTER_VERSION=v8.2.0
 HOSTPATH_VERSION=v1.15.0
 export KUBECONFIG=${KUBECONFIG:-$PWD/target/kind/kubeconfig}
 mkdir -p "$(dirname "$KUBECONFIG")"
 
 if ! kind get clusters | grep -qx "$CLUSTER"; then
-  kind create cluster --name "$CLUSTER" --config kind-config.yaml --kubeconfig "$KUBECONFIG" --wait 120s
+  kind create cluster --name "$CLUSTER" --config kind-config.yaml --image "$KIND_NODE_IMAGE" \
+    --kubeconfig "$KUBECONFIG" --wait 120s
 fi
 
 echo "== external-snapshotter $SNAPSHOTTER_VERSION"
@@ -38,9 +44,10 @@ for node in $(kind get nodes --name "$CLUSTER"); do
 done
 
 echo "== test namespaces"
-kubectl apply -f hack/kind/postgres.yaml -f hack/kind/mysql.yaml
+kubectl apply -f hack/kind/postgres.yaml -f hack/kind/mysql.yaml -f hack/kind/volume.yaml
 kubectl -n backup-ns-postgres rollout status deploy/postgres --timeout=300s
 kubectl -n backup-ns-mysql rollout status deploy/mysql --timeout=300s
+kubectl -n backup-ns-volume rollout status deploy/files --timeout=300s
 
 echo "== seed rows"
 kubectl -n backup-ns-postgres exec deploy/postgres -c postgres -- sh -c \

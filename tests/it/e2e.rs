@@ -9,12 +9,12 @@
 //! - `E2E_MYSQL_NAMESPACE` (default `backup-ns-mysql`): `deployment/mysql`, container `mysql`
 //!   with `MYSQL_ROOT_PASSWORD`/`MYSQL_DATABASE`, data on PVC `data`.
 //!
-//! Every snapshot a test creates is deleted at its end.
+//! Every snapshot a test creates is deleted at its end, with its content.
 
 use std::process::Command;
 
-use backup_ns::snapshot::VolumeSnapshot;
-use kube::api::{Api, DeleteParams};
+use backup_ns::snapshot::{VolumeSnapshot, VolumeSnapshotContent};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::Value;
 
 fn var(name: &str, default: &str) -> String {
@@ -53,13 +53,25 @@ async fn snapshot(ns: &str, name: &str) -> Option<VolumeSnapshot> {
         .expect("get volumesnapshot")
 }
 
+/// Deletes the snapshot and its content: the dev cluster's class is `Retain`, so the content is
+/// switched to `Delete` first (else it and the stored snapshot would stay behind).
 async fn cleanup(ns: &str, name: &str) {
     let client = kube::Client::try_default()
         .await
         .expect("client from KUBECONFIG");
-    let _ = Api::<VolumeSnapshot>::namespaced(client, ns)
-        .delete(name, &DeleteParams::default())
-        .await;
+    let snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), ns);
+    if let Ok(Some(vs)) = snapshots.get_opt(name).await {
+        if let Some(content) = vs.status.and_then(|s| s.bound_volume_snapshot_content_name) {
+            let _ = Api::<VolumeSnapshotContent>::all(client)
+                .patch(
+                    &content,
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"spec": {"deletionPolicy": "Delete"}})),
+                )
+                .await;
+        }
+    }
+    let _ = snapshots.delete(name, &DeleteParams::default()).await;
 }
 
 #[tokio::test]

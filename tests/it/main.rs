@@ -7,6 +7,7 @@ mod chart;
 mod create;
 mod db_scripts;
 mod e2e;
+mod e2e_flows;
 mod e2e_rbac;
 #[path = "../emu/mod.rs"]
 #[allow(dead_code)]
