@@ -325,6 +325,32 @@ mod tests {
     }
 
     #[test]
+    fn json_report_shape() {
+        let ok = AdhocReport {
+            namespace: "shop",
+            cronjob: "db",
+            job: "db-adhoc-x",
+            state: Some(&JobState::Succeeded),
+        };
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            json!({"namespace": "shop", "cronjob": "db", "job": "db-adhoc-x", "state": "succeeded"})
+        );
+        let failed = JobState::Failed("BackoffLimitExceeded".into());
+        let v = serde_json::to_value(AdhocReport {
+            state: Some(&failed),
+            ..ok
+        })
+        .unwrap();
+        assert_eq!(
+            (v["state"].as_str(), v["message"].as_str()),
+            (Some("failed"), Some("BackoffLimitExceeded"))
+        );
+        let v = serde_json::to_value(AdhocReport { state: None, ..ok }).unwrap();
+        assert!(v.get("state").is_none(), "{v}");
+    }
+
+    #[test]
     fn names_fit_in_63() {
         assert_eq!(job_name("backup-db", "abcdef"), "backup-db-adhoc-abcdef");
         let n = job_name(&"x".repeat(52), "abcdef");
