@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 CLUSTER=${KIND_CLUSTER:-backup-ns}
 # kind's release notes: "You must use the @sha256 digest to guarantee an image built for this
 # release". kind-config.yaml pins the same digest (the v1.33.1 image pre-built for
-# kind v0.29.0) overrides it. Other kind releases: set KIND_NODE_IMAGE from their notes.
+# kind v0.29.0); KIND_NODE_IMAGE overrides both. Other kind releases: take the digest from their notes.
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f}
 SNAPSHOTTER_VERSION=v8.2.0
 HOSTPATH_VERSION=v1.15.0
