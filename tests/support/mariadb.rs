@@ -2,7 +2,6 @@
 //! 127.0.0.1, `root@'%'` with a password and no other root account reachable over TCP).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -134,7 +133,7 @@ impl Mariadb {
             .args(["--user=root", "--batch", "--skip-column-names"]);
         // Connecting as root over the socket needs the socket's owner to let us in: when we are
         // root the socket belongs to the unprivileged user, and root can open it anyway.
-        pipe_sql(cmd, sql)
+        super::pipe_sql(cmd, sql)
     }
 
     fn socket_sql(&self, sql: &str) {
@@ -196,7 +195,7 @@ impl Mariadb {
         if let Some(db) = database {
             cmd.arg(format!("--database={db}"));
         }
-        pipe_sql(cmd, sql)
+        super::pipe_sql(cmd, sql)
     }
 
     /// Creates database `name` (any characters MariaDB allows), utf8mb4.
@@ -231,30 +230,6 @@ impl Mariadb {
             dump.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-}
-
-/// Feeds `sql` to a client on stdin; its stdout (without the last newline) or its stderr.
-fn pipe_sql(mut cmd: Command, sql: &str) -> Result<String, String> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let sql = sql.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(sql.as_bytes()));
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("wait for the client: {e}"))?;
-    let _ = writer.join();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .trim_end_matches('\n')
-            .to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
 

@@ -22,11 +22,12 @@ pub use proxy::StallProxy;
 
 use std::fs;
 use std::io;
+use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::thread;
@@ -199,4 +200,28 @@ pub fn quote_ident(name: &str, quote: char) -> String {
 /// PostgreSQL, and with MariaDB only for text without backslashes).
 pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Feeds `sql` to a client on stdin; its stdout (without the last newline) or its stderr.
+pub fn pipe_sql(mut cmd: Command, sql: &str) -> Result<String, String> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let sql = sql.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(sql.as_bytes()));
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("wait for the client: {e}"))?;
+    let _ = writer.join();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches('\n')
+            .to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }

@@ -2,7 +2,6 @@
 //! scram-sha-256 for everyone, fsync off).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -210,28 +209,9 @@ impl Postgres {
 
     /// [`Self::psql_in`] returning psql's stderr on failure.
     pub fn try_psql_in(&self, database: &str, sql: &str) -> Result<String, String> {
-        let mut child = self
-            .client("psql", database)
-            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawn psql: {e}"))?;
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        let sql = sql.to_string();
-        let writer = std::thread::spawn(move || stdin.write_all(sql.as_bytes()));
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("wait for psql: {e}"))?;
-        let _ = writer.join();
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout)
-                .trim_end_matches('\n')
-                .to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        let mut cmd = self.client("psql", database);
+        cmd.args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
+        super::pipe_sql(cmd, sql)
     }
 
     /// Creates database `name` (any characters) owned by the superuser.
