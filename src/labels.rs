@@ -44,6 +44,10 @@ pub const RETAIN_DAYS: &str = key!("retain-days");
 pub const DELETE_AFTER: &str = key!("delete-after");
 /// A pinned snapshot is never deleted by the retention jobs.
 pub const PIN: &str = key!("pin");
+/// `metadata.uid` of the PVC the snapshot was taken of (new in backup-ns; the original did not
+/// write it). A PVC deleted and re-created under the same name is another volume: a new backup
+/// is not judged against the old volume's periods (see `retention::claim_holders`).
+pub const PVC_UID: &str = key!("pvc-uid");
 /// Annotation holding the `BAK_*` configuration of the run (see [`env_config_annotation`]).
 pub const ENV_CONFIG: &str = key!("env-config");
 

@@ -16,6 +16,7 @@ pub mod naming;
 pub mod retention;
 pub mod settings;
 pub mod snapshot;
+pub mod state;
 pub mod workload;
 
 pub use exit::ExitStatus;

@@ -68,10 +68,11 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::labels::{
-    parse_daily, parse_monthly, parse_weekly, Retain, DAILY, DELETE_AFTER, MONTHLY, PIN, PVC,
-    RETAIN, WEEKLY,
+    claim_periods, parse_daily, parse_monthly, parse_weekly, ExistingSnapshot, Retain, DAILY, DELETE_AFTER,
+    MONTHLY, PIN, PVC, PVC_UID, RETAIN, WEEKLY,
 };
-use crate::snapshot::{Readiness, VolumeSnapshot};
+use crate::snapshot::VolumeSnapshot;
+use crate::state::SnapshotState;
 
 /// `RETAIN_LAST_DAILY` of the original.
 pub const DEFAULT_KEEP_DAILY: usize = 7;
@@ -126,17 +127,20 @@ pub struct SnapshotRecord {
     pub resource_version: String,
     /// The PVC it belongs to: the `backup-ns.sh/pvc` label, else the snapshot's source PVC.
     pub pvc: String,
+    /// The `backup-ns.sh/pvc-uid` label: which volume of that name it was taken of, if known.
+    pub pvc_uid: Option<String>,
     pub labels: BTreeMap<String, String>,
     /// `status.creationTime`, else `metadata.creationTimestamp`.
     pub time: Option<DateTime<Utc>>,
-    pub readiness: Readiness,
+    /// Its state when it was read (see [`crate::state`]).
+    pub state: SnapshotState,
     /// `status.boundVolumeSnapshotContentName`.
     pub bound_content: Option<String>,
 }
 
 impl SnapshotRecord {
-    /// Takes what the planners need out of a listed VolumeSnapshot.
-    pub fn from_snapshot(vs: &VolumeSnapshot) -> SnapshotRecord {
+    /// Takes what the planners need out of a VolumeSnapshot read at `now`.
+    pub fn from_snapshot(vs: &VolumeSnapshot, now: DateTime<Utc>) -> SnapshotRecord {
         let labels = vs.labels().clone();
         let pvc = labels
             .get(PVC)
@@ -149,9 +153,10 @@ impl SnapshotRecord {
             uid: vs.metadata.uid.clone().unwrap_or_default(),
             resource_version: vs.metadata.resource_version.clone().unwrap_or_default(),
             pvc,
+            pvc_uid: labels.get(PVC_UID).filter(|u| !u.is_empty()).cloned(),
             labels,
             time: vs.taken_at(),
-            readiness: vs.readiness(),
+            state: vs.state(now),
             bound_content: vs
                 .status
                 .as_ref()
@@ -180,12 +185,6 @@ impl SnapshotRecord {
             resource_version: self.resource_version.clone(),
             pvc: self.pvc.clone(),
         }
-    }
-}
-
-impl From<&VolumeSnapshot> for SnapshotRecord {
-    fn from(vs: &VolumeSnapshot) -> Self {
-        SnapshotRecord::from_snapshot(vs)
     }
 }
 
@@ -319,14 +318,19 @@ pub struct Skip {
 pub struct RetainCounts {
     /// Snapshots looked at.
     pub snapshots: usize,
-    /// Snapshots that lose at least one label (= patches).
-    pub unlabelled: usize,
+    /// Snapshots whose labels change (= patches).
+    pub relabelled: usize,
     /// Period labels removed.
     pub labels_removed: usize,
+    /// Period labels added to ready snapshots that missed their claim.
+    pub labels_claimed: usize,
+    /// Snapshots without a period label that get one (they missed their claim).
+    pub claimed: usize,
+    /// Snapshots that lose their last period label (and so become due for a mark): the brake
+    /// counts these.
+    pub stripped: usize,
     /// Period labels kept on unpinned `daily_weekly_monthly` snapshots.
     pub labels_kept: usize,
-    /// `delete-after` labels removed from snapshots that carried a period label.
-    pub unmarked: usize,
     /// Pinned snapshots (left alone).
     pub pinned: usize,
     /// Pending snapshots that keep their period labels without taking a slot.
@@ -335,6 +339,8 @@ pub struct RetainCounts {
     pub protected_last_ready: usize,
     /// Snapshots whose `retain` is not `daily_weekly_monthly` (left alone).
     pub ignored: usize,
+    /// Snapshots being deleted (left alone, and no other snapshot is judged against them).
+    pub terminating: usize,
     /// Snapshots without a time (left alone).
     pub no_time: usize,
 }
@@ -351,6 +357,9 @@ pub struct RetainPlan {
     pub changes: Vec<LabelChange>,
     /// Snapshots kept against the policy or left alone.
     pub skipped: Vec<Skip>,
+    /// More snapshots would lose their last period label than `policy.max_deletions`: nothing
+    /// may be applied.
+    pub braked: bool,
     /// Things to log as warnings (garbage label values, missing times).
     pub warnings: Vec<String>,
     pub counts: RetainCounts,
@@ -364,8 +373,6 @@ pub struct SweepCounts {
     pub snapshots: usize,
     /// Snapshots to get `delete-after=<today>`.
     pub marked: usize,
-    /// Snapshots to lose their `delete-after` (they carry a period label).
-    pub unmarked: usize,
     /// Planned deletions (none is applied if the plan is braked).
     pub deleted: usize,
     /// Snapshots not planned for deletion.
@@ -380,6 +387,8 @@ pub struct SweepCounts {
     pub pending: usize,
     /// Snapshots without a `retain` label (kept forever).
     pub unretained: usize,
+    /// Snapshots being deleted (left alone).
+    pub terminating: usize,
 }
 
 /// What `mark-and-delete` would change.
@@ -393,8 +402,6 @@ pub struct SweepPlan {
     pub policy: Policy,
     /// Snapshots to get `delete-after=<today>`.
     pub marks: Vec<LabelChange>,
-    /// Snapshots to lose their `delete-after`.
-    pub unmarks: Vec<LabelChange>,
     /// Snapshots to delete (unless braked).
     pub deletions: Vec<Deletion>,
     /// Snapshots left alone although due, and why.
@@ -404,6 +411,29 @@ pub struct SweepPlan {
     /// Things to log as warnings.
     pub warnings: Vec<String>,
     pub counts: SweepCounts,
+}
+
+/// What `prune` would change: [`RetainPlan`] and [`SweepPlan`] as one plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrunePlan {
+    /// Today in the plan's time zone, `YYYY-MM-DD`.
+    pub today: String,
+    pub time_zone: String,
+    pub policy: Policy,
+    /// One patch per snapshot whose labels change: claims, removals and the mark together.
+    pub changes: Vec<LabelChange>,
+    /// Snapshots to delete.
+    pub deletions: Vec<Deletion>,
+    /// Snapshots kept against the policy or left alone, and why.
+    pub skipped: Vec<Skip>,
+    /// The brake: nothing may be applied.
+    pub braked: bool,
+    pub warnings: Vec<String>,
+    /// The label half's counts.
+    pub retain: RetainCounts,
+    /// The sweep half's counts (on the labels as the label half leaves them).
+    pub sweep: SweepCounts,
 }
 
 impl RetainPlan {
@@ -423,7 +453,7 @@ impl RetainPlan {
 impl SweepPlan {
     /// Nothing to change.
     pub fn is_empty(&self) -> bool {
-        self.marks.is_empty() && self.unmarks.is_empty() && self.deletions.is_empty()
+        self.marks.is_empty() && self.deletions.is_empty()
     }
 
     /// Whether the deletions may be applied (the plan is not braked).
@@ -431,19 +461,41 @@ impl SweepPlan {
         !self.braked
     }
 
-    /// Applies the plan to in-memory records: marks and unmarks, and (unless braked) the
-    /// deletions. For previews and tests.
+    /// Applies the plan to in-memory records: the marks, and (unless braked) the deletions.
+    /// For previews and tests.
     pub fn apply_to(&self, records: &mut Vec<SnapshotRecord>) {
-        apply_label_changes(self.marks.iter().chain(&self.unmarks), records);
-        if self.deletions_allowed() && !self.deletions.is_empty() {
-            let gone: HashSet<(&str, &str)> = self
-                .deletions
-                .iter()
-                .map(|d| (d.target.namespace.as_str(), d.target.name.as_str()))
-                .collect();
-            records.retain(|r| !gone.contains(&(r.namespace.as_str(), r.name.as_str())));
+        apply_label_changes(self.marks.iter(), records);
+        if self.deletions_allowed() {
+            remove_deleted(&self.deletions, records);
         }
     }
+}
+
+impl PrunePlan {
+    /// Nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.deletions.is_empty()
+    }
+
+    /// Applies the plan to in-memory records, all or (braked) nothing. For previews and tests.
+    pub fn apply_to(&self, records: &mut Vec<SnapshotRecord>) {
+        if self.braked {
+            return;
+        }
+        apply_label_changes(self.changes.iter(), records);
+        remove_deleted(&self.deletions, records);
+    }
+}
+
+fn remove_deleted(deletions: &[Deletion], records: &mut Vec<SnapshotRecord>) {
+    if deletions.is_empty() {
+        return;
+    }
+    let gone: HashSet<(&str, &str)> = deletions
+        .iter()
+        .map(|d| (d.target.namespace.as_str(), d.target.name.as_str()))
+        .collect();
+    records.retain(|r| !gone.contains(&(r.namespace.as_str(), r.name.as_str())));
 }
 
 fn apply_label_changes<'a>(
@@ -473,7 +525,7 @@ fn apply_label_changes<'a>(
 // Planning
 
 /// The period label classes, shortest-lived first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Class {
     Daily,
     Weekly,
@@ -540,9 +592,45 @@ fn same_group(a: &&SnapshotRecord, b: &&SnapshotRecord) -> bool {
     a.namespace == b.namespace && a.pvc == b.pvc
 }
 
+/// The snapshots of a group that still exist for every purpose (not terminating), in order.
+fn live<'a>(group: &[&'a SnapshotRecord]) -> Vec<&'a SnapshotRecord> {
+    group
+        .iter()
+        .copied()
+        .filter(|r| !r.state.is_terminating())
+        .collect()
+}
+
 /// Index of the newest ready snapshot in a group sorted newest first.
 fn newest_ready(group: &[&SnapshotRecord]) -> Option<usize> {
-    group.iter().position(|r| r.readiness == Readiness::Ready)
+    group.iter().position(|r| r.state.is_ready())
+}
+
+/// Whether two snapshots of one PVC name were taken of the same volume: only when both carry
+/// `backup-ns.sh/pvc-uid` can they be told apart (older snapshots count as the same volume).
+fn same_volume(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// The snapshots a snapshot named `own` of volume `own_pvc_uid` is judged against when it claims
+/// its daily/weekly/monthly periods: the *ready* snapshots of its group (same namespace and PVC
+/// name, which the caller selects) other than itself, not terminating, and not of another volume
+/// of that name (a PVC deleted and re-created). `create` asks this after its snapshot is ready;
+/// `retain` asks it for a ready snapshot that missed its claim.
+pub fn claim_holders<'a>(
+    group: impl IntoIterator<Item = &'a SnapshotRecord>,
+    own: &str,
+    own_pvc_uid: Option<&str>,
+) -> Vec<ExistingSnapshot> {
+    group
+        .into_iter()
+        .filter(|r| r.name != own && r.state.is_ready())
+        .filter(|r| same_volume(r.pvc_uid.as_deref(), own_pvc_uid))
+        .filter_map(|r| Some(ExistingSnapshot::from_labels(r.time?, &r.labels)))
+        .collect()
 }
 
 fn no_time_skip(r: &SnapshotRecord) -> (Skip, String) {
@@ -575,8 +663,57 @@ fn ordinal(n: usize) -> String {
     format!("{n}{suffix}")
 }
 
-/// Plans `retain`: which daily/weekly/monthly labels to remove, per (namespace, PVC). See the
-/// module documentation for the rules.
+/// The period labels of one snapshot while a group is planned: `[daily, weekly, monthly]`.
+type Periods = [Option<String>; 3];
+
+fn periods_of(r: &SnapshotRecord) -> Periods {
+    Class::ALL.map(|c| r.labels.get(c.key()).cloned())
+}
+
+/// Step 1 of `retain` for one group (newest first, terminating ones left out): a ready,
+/// unpinned `daily_weekly_monthly` snapshot that carries no period label and no `delete-after`
+/// missed its claim (its `create` gave up waiting before it became ready, or it was taken by a
+/// tool that labels nothing): it claims, oldest first, the periods of its own time that no other
+/// ready snapshot of its volume holds — exactly what `create` would have given it. Returns the
+/// period labels after the claims.
+fn claim_missed(group: &[&SnapshotRecord], tz: Tz) -> Vec<Periods> {
+    let mut periods: Vec<Periods> = group.iter().map(|r| periods_of(r)).collect();
+    for i in (0..group.len()).rev() {
+        let r = group[i];
+        let missed = r.state.is_ready()
+            && !r.is_pinned()
+            && r.is_daily_weekly_monthly()
+            && periods[i].iter().all(Option::is_none)
+            && !r.labels.contains_key(DELETE_AFTER);
+        let Some(time) = r.time.filter(|_| missed) else {
+            continue;
+        };
+        // The holders as planned so far (earlier claims count), not the labels as listed.
+        let holders: Vec<ExistingSnapshot> = group
+            .iter()
+            .zip(&periods)
+            .filter(|(h, _)| {
+                h.name != r.name
+                    && h.state.is_ready()
+                    && same_volume(h.pvc_uid.as_deref(), r.pvc_uid.as_deref())
+            })
+            .filter_map(|(h, p)| {
+                Some(ExistingSnapshot {
+                    time: h.time?,
+                    daily: p[0].clone(),
+                    weekly: p[1].clone(),
+                    monthly: p[2].clone(),
+                })
+            })
+            .collect();
+        let claim = claim_periods(time.with_timezone(&tz), &holders);
+        periods[i] = [claim.daily, claim.weekly, claim.monthly];
+    }
+    periods
+}
+
+/// Plans `retain`: which daily/weekly/monthly labels ready snapshots that missed their claim
+/// get, and which labels go, per (namespace, PVC). See the module documentation for the rules.
 pub fn plan_retain(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Policy) -> RetainPlan {
     let mut plan = RetainPlan {
         today: format_date(now.date_naive()),
@@ -584,16 +721,21 @@ pub fn plan_retain(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Polic
         policy: policy.clone(),
         changes: Vec::new(),
         skipped: Vec::new(),
+        braked: false,
         warnings: Vec::new(),
         counts: RetainCounts::default(),
     };
     let (timed, untimed) = sort_into_groups(records);
     for group in timed.chunk_by(same_group) {
-        let newest_ready = newest_ready(group);
+        plan.counts.snapshots += group.len();
+        let all = group.len();
+        let group = live(group);
+        plan.counts.terminating += all - group.len();
+        let newest_ready = newest_ready(&group);
+        let claimed = claim_missed(&group, now.timezone());
         // Ready snapshots seen so far carrying each class, newest first.
         let mut ready_seen = [0usize; 3];
         for (i, record) in group.iter().enumerate() {
-            plan.counts.snapshots += 1;
             if record.is_pinned() {
                 plan.counts.pinned += 1;
                 continue;
@@ -605,12 +747,15 @@ pub fn plan_retain(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Polic
             let mut edits = Vec::new();
             let mut carried = 0;
             let mut kept = 0;
+            // The labels removed against the policy, in class order (for the last-ready rule).
+            let mut removed: Vec<(Class, String, String)> = Vec::new();
             for (slot, class) in Class::ALL.into_iter().enumerate() {
-                let Some(value) = record.labels.get(class.key()) else {
+                let listed = record.labels.get(class.key());
+                let Some(value) = &claimed[i][slot] else {
                     continue;
                 };
                 carried += 1;
-                if !class.is_valid(value) {
+                if listed.is_some() && !class.is_valid(value) {
                     plan.warnings.push(format!(
                         "{}/{}: {} value {value:?} is not {}; it counts as a {} label by the \
                          snapshot's time",
@@ -621,14 +766,14 @@ pub fn plan_retain(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Polic
                         class.name()
                     ));
                 }
-                let removal = match &record.readiness {
-                    Readiness::Pending => None,
-                    Readiness::Failed(message) => Some(format!(
-                        "{}: the snapshot failed ({message}); a failed snapshot keeps no \
-                         retention label",
-                        class.name()
+                let removal = match &record.state {
+                    SnapshotState::Pending { .. } | SnapshotState::Terminating => None,
+                    SnapshotState::Failed { .. } => Some(format!(
+                        "{}: the snapshot {}; a failed snapshot keeps no retention label",
+                        class.name(),
+                        record.state
                     )),
-                    Readiness::Ready => {
+                    SnapshotState::Ready { .. } => {
                         ready_seen[slot] += 1;
                         let nth = ready_seen[slot];
                         let keep = class.keep(policy);
@@ -642,13 +787,13 @@ pub fn plan_retain(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Polic
                     }
                 };
                 match removal {
-                    Some(reason) => edits.push(LabelEdit::remove(class.key(), value, reason)),
+                    Some(reason) => removed.push((class, value.clone(), reason)),
                     None => kept += 1,
                 }
             }
             if carried > 0 && kept == 0 && Some(i) == newest_ready {
-                // Edits are in class order, so the last one is the longest-lived label.
-                if let Some(edit) = edits.pop() {
+                // In class order, so the last one is the longest-lived label.
+                if let Some((class, value, reason)) = removed.pop() {
                     kept += 1;
                     plan.counts.protected_last_ready += 1;
                     plan.skipped.push(Skip {
@@ -656,35 +801,54 @@ pub fn plan_retain(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Polic
                         kind: SkipKind::NewestReady,
                         reason: format!(
                             "newest ready snapshot of PVC {}/{}: keeps its last retention label \
-                             {}={} (policy: {})",
+                             {}={value} (policy: {reason})",
                             record.namespace,
                             record.pvc,
-                            edit.label,
-                            edit.from.as_deref().unwrap_or_default(),
-                            edit.reason
+                            class.key(),
                         ),
                     });
                 }
             }
-            if carried > 0 && record.readiness == Readiness::Pending {
+            if carried > 0 && record.state.is_pending() {
                 plan.counts.pending_kept += 1;
             }
-            plan.counts.labels_kept += kept;
-            plan.counts.labels_removed += edits.len();
-            if carried > 0 {
-                if let Some(value) = record.labels.get(DELETE_AFTER) {
-                    plan.counts.unmarked += 1;
-                    edits.push(LabelEdit::remove(
-                        DELETE_AFTER,
-                        value,
-                        "it carried a period label, so this date is stale; mark-and-delete sets \
-                         a fresh one once no period label is left"
-                            .to_owned(),
-                    ));
+            let gone: HashSet<Class> = removed.iter().map(|(c, _, _)| *c).collect();
+            for (class, value, reason) in removed {
+                if record.labels.contains_key(class.key()) {
+                    plan.counts.labels_removed += 1;
+                    edits.push(LabelEdit::remove(class.key(), &value, reason));
                 }
             }
+            for (slot, class) in Class::ALL.into_iter().enumerate() {
+                let (Some(value), None) = (&claimed[i][slot], record.labels.get(class.key()))
+                else {
+                    continue;
+                };
+                if gone.contains(&class) {
+                    continue;
+                }
+                plan.counts.labels_claimed += 1;
+                edits.push(LabelEdit {
+                    label: class.key().to_owned(),
+                    from: None,
+                    to: Some(value.clone()),
+                    reason: format!(
+                        "{}: ready, and no other ready snapshot of this PVC holds {value} (its \
+                         backup did not claim it)",
+                        class.name()
+                    ),
+                });
+            }
+            plan.counts.labels_kept += kept;
+            let had_period = record.has_period_label();
+            if had_period && kept == 0 {
+                plan.counts.stripped += 1;
+            }
             if !edits.is_empty() {
-                plan.counts.unlabelled += 1;
+                if !had_period {
+                    plan.counts.claimed += 1;
+                }
+                plan.counts.relabelled += 1;
                 plan.changes.push(LabelChange {
                     target: record.target(),
                     edits,
@@ -699,11 +863,12 @@ pub fn plan_retain(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Polic
         plan.skipped.push(skip);
         plan.warnings.push(warning);
     }
+    plan.braked = plan.counts.stripped > policy.max_deletions;
     plan
 }
 
-/// Plans `mark-and-delete`: which snapshots get `delete-after=<today>`, which lose a stale
-/// `delete-after`, and which are deleted. See the module documentation for the rules.
+/// Plans `mark-and-delete`: which snapshots get `delete-after=<today>` and which are deleted.
+/// See the module documentation for the rules.
 pub fn plan_mark_and_delete(
     records: &[SnapshotRecord],
     now: DateTime<Tz>,
@@ -715,7 +880,6 @@ pub fn plan_mark_and_delete(
         time_zone: now.timezone().name().to_owned(),
         policy: policy.clone(),
         marks: Vec::new(),
-        unmarks: Vec::new(),
         deletions: Vec::new(),
         skipped: Vec::new(),
         braked: false,
@@ -724,9 +888,12 @@ pub fn plan_mark_and_delete(
     };
     let (timed, untimed) = sort_into_groups(records);
     for group in timed.chunk_by(same_group) {
-        let newest_ready = newest_ready(group);
+        plan.counts.snapshots += group.len();
+        let all = group.len();
+        let group = live(group);
+        plan.counts.terminating += all - group.len();
+        let newest_ready = newest_ready(&group);
         for (i, record) in group.iter().enumerate() {
-            plan.counts.snapshots += 1;
             if record.is_pinned() {
                 plan.counts.pinned += 1;
                 continue;
@@ -735,27 +902,32 @@ pub fn plan_mark_and_delete(
                 plan.counts.unretained += 1;
                 continue;
             };
-            let dwm = retain == Retain::DailyWeeklyMonthly.as_str();
-            let has_period = dwm && record.has_period_label();
             let Some(value) = record.labels.get(DELETE_AFTER) else {
-                if dwm && !has_period {
-                    if record.readiness == Readiness::Pending {
-                        plan.counts.pending += 1;
-                    } else {
-                        plan.counts.marked += 1;
-                        plan.marks.push(LabelChange {
-                            target: record.target(),
-                            edits: vec![LabelEdit {
-                                label: DELETE_AFTER.to_owned(),
-                                from: None,
-                                to: Some(plan.today.clone()),
-                                reason: "retain=daily_weekly_monthly and no daily, weekly or \
-                                         monthly label left"
-                                    .to_owned(),
-                            }],
-                        });
-                    }
+                if retain != Retain::DailyWeeklyMonthly.as_str() {
+                    continue;
                 }
+                let reason = match &record.state {
+                    SnapshotState::Failed { .. } => format!("the snapshot {}", record.state),
+                    SnapshotState::Ready { .. } if !record.has_period_label() => {
+                        "retain=daily_weekly_monthly and no daily, weekly or monthly label"
+                            .to_owned()
+                    }
+                    SnapshotState::Pending { .. } => {
+                        plan.counts.pending += 1;
+                        continue;
+                    }
+                    _ => continue,
+                };
+                plan.counts.marked += 1;
+                plan.marks.push(LabelChange {
+                    target: record.target(),
+                    edits: vec![LabelEdit {
+                        label: DELETE_AFTER.to_owned(),
+                        from: None,
+                        to: Some(plan.today.clone()),
+                        reason,
+                    }],
+                });
                 continue;
             };
             let Some(date) = parse_daily(value) else {
@@ -770,25 +942,6 @@ pub fn plan_mark_and_delete(
                 });
                 continue;
             };
-            if has_period {
-                let carried: Vec<String> = Class::ALL
-                    .iter()
-                    .filter_map(|c| Some(format!("{}={}", c.name(), record.labels.get(c.key())?)))
-                    .collect();
-                plan.counts.unmarked += 1;
-                plan.unmarks.push(LabelChange {
-                    target: record.target(),
-                    edits: vec![LabelEdit::remove(
-                        DELETE_AFTER,
-                        value,
-                        format!(
-                            "it carries {} (added by hand?), which keeps it",
-                            carried.join(", ")
-                        ),
-                    )],
-                });
-                continue;
-            }
             if date >= today {
                 continue;
             }
@@ -829,47 +982,167 @@ pub fn plan_mark_and_delete(
     plan
 }
 
+/// Plans `prune`: `retain` and `mark-and-delete` as one plan over one LIST. The sweep is planned
+/// on the labels as `retain` leaves them, so a snapshot that loses its last period label is
+/// marked in the same run, and its label edits (claims, removals, the mark) form one patch.
+/// One brake covers the whole plan: more snapshots losing their last period label, or more
+/// deletions, than [`Policy::max_deletions`] and nothing is applied.
+pub fn plan_prune(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Policy) -> PrunePlan {
+    let retain = plan_retain(records, now, policy);
+    let mut after = records.to_vec();
+    retain.apply_to(&mut after);
+    let sweep = plan_mark_and_delete(&after, now, policy);
+    drop(after);
+
+    let mut changes = retain.changes;
+    let mut index: HashMap<(String, String), usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.target.namespace.clone(), c.target.name.clone()), i))
+        .collect();
+    for mark in sweep.marks {
+        let key = (mark.target.namespace.clone(), mark.target.name.clone());
+        match index.get(&key) {
+            Some(&i) => changes[i].edits.extend(mark.edits),
+            None => {
+                index.insert(key, changes.len());
+                changes.push(mark);
+            }
+        }
+    }
+    let mut warnings = retain.warnings;
+    let seen: HashSet<String> = warnings.iter().cloned().collect();
+    warnings.extend(sweep.warnings.into_iter().filter(|w| !seen.contains(w)));
+    let mut skipped = retain.skipped;
+    skipped.extend(
+        sweep
+            .skipped
+            .into_iter()
+            .filter(|s| s.kind != SkipKind::NoTime),
+    );
+    let braked = retain.braked || sweep.braked;
+    PrunePlan {
+        today: sweep.today,
+        time_zone: sweep.time_zone,
+        policy: policy.clone(),
+        changes,
+        deletions: sweep.deletions,
+        skipped,
+        braked,
+        warnings,
+        retain: retain.counts,
+        sweep: sweep.counts,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Text rendering (dry runs)
+
+fn write_changes(f: &mut fmt::Formatter<'_>, changes: &[LabelChange]) -> fmt::Result {
+    for change in changes {
+        let edits: Vec<String> = change.edits.iter().map(ToString::to_string).collect();
+        writeln!(f, "would relabel {}: {}", change.target, edits.join("; "))?;
+    }
+    Ok(())
+}
+
+fn write_deletions(f: &mut fmt::Formatter<'_>, deletions: &[Deletion]) -> fmt::Result {
+    for d in deletions {
+        let content = match &d.bound_content {
+            Some(c) => format!("content {c} gets deletionPolicy=Delete first"),
+            None => "not bound to a content".to_owned(),
+        };
+        writeln!(
+            f,
+            "would delete {} ({content}) because {}",
+            d.target, d.reason
+        )?;
+    }
+    Ok(())
+}
+
+fn write_skips_and_warnings(
+    f: &mut fmt::Formatter<'_>,
+    skipped: &[Skip],
+    warnings: &[String],
+) -> fmt::Result {
+    for skip in skipped {
+        writeln!(f, "keep {}: {}", skip.target, skip.reason)?;
+    }
+    for warning in warnings {
+        writeln!(f, "warning: {warning}")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for RetainCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} snapshots: {} to relabel ({} labels removed, {} claimed; {} lose their last), {} \
+             labels kept, {} pinned, {} pending kept, {} protected as newest ready, {} not \
+             daily_weekly_monthly, {} being deleted, {} without time",
+            self.snapshots,
+            self.relabelled,
+            self.labels_removed,
+            self.labels_claimed,
+            self.stripped,
+            self.labels_kept,
+            self.pinned,
+            self.pending_kept,
+            self.protected_last_ready,
+            self.ignored,
+            self.terminating,
+            self.no_time
+        )
+    }
+}
+
+impl fmt::Display for SweepCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} snapshots: {} to mark, {} to delete, {} kept, {} skipped as invalid, {} \
+             protected as newest ready, {} pinned, {} pending, {} without retain, {} being \
+             deleted",
+            self.snapshots,
+            self.marked,
+            self.deleted,
+            self.kept,
+            self.skipped_invalid,
+            self.protected_last_ready,
+            self.pinned,
+            self.pending,
+            self.unretained,
+            self.terminating
+        )
+    }
+}
 
 impl fmt::Display for RetainPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "retain plan for {} ({}): keep daily {}, weekly {}, monthly {}",
+            "retain plan for {} ({}): keep daily {}, weekly {}, monthly {}; at most {} snapshots \
+             may lose their last period label",
             self.today,
             self.time_zone,
             self.policy.keep_daily,
             self.policy.keep_weekly,
-            self.policy.keep_monthly
+            self.policy.keep_monthly,
+            self.policy.max_deletions
         )?;
-        for change in &self.changes {
-            let edits: Vec<String> = change.edits.iter().map(ToString::to_string).collect();
-            writeln!(f, "would unlabel {}: {}", change.target, edits.join("; "))?;
+        write_changes(f, &self.changes)?;
+        write_skips_and_warnings(f, &self.skipped, &self.warnings)?;
+        if self.braked {
+            writeln!(
+                f,
+                "BRAKE: {} snapshots would lose their last period label, more than the maximum \
+                 of {}; nothing will be changed",
+                self.counts.stripped, self.policy.max_deletions
+            )?;
         }
-        for skip in &self.skipped {
-            writeln!(f, "keep {}: {}", skip.target, skip.reason)?;
-        }
-        for warning in &self.warnings {
-            writeln!(f, "warning: {warning}")?;
-        }
-        let c = &self.counts;
-        write!(
-            f,
-            "{} snapshots: {} to unlabel ({} labels removed, {} delete-after removed), {} labels \
-             kept, {} pinned, {} pending kept, {} protected as newest ready, {} not \
-             daily_weekly_monthly, {} without time",
-            c.snapshots,
-            c.unlabelled,
-            c.labels_removed,
-            c.unmarked,
-            c.labels_kept,
-            c.pinned,
-            c.pending_kept,
-            c.protected_last_ready,
-            c.ignored,
-            c.no_time
-        )
+        write!(f, "{}", self.counts)
     }
 }
 
@@ -880,29 +1153,13 @@ impl fmt::Display for SweepPlan {
             "mark-and-delete plan for {} ({}): at most {} deletions",
             self.today, self.time_zone, self.policy.max_deletions
         )?;
-        for change in self.marks.iter().chain(&self.unmarks) {
+        for change in &self.marks {
             for edit in &change.edits {
-                let verb = if edit.to.is_some() { "mark" } else { "unmark" };
-                writeln!(f, "would {verb} {}: {edit}", change.target)?;
+                writeln!(f, "would mark {}: {edit}", change.target)?;
             }
         }
-        for d in &self.deletions {
-            let content = match &d.bound_content {
-                Some(c) => format!("content {c} gets deletionPolicy=Delete first"),
-                None => "not bound to a content".to_owned(),
-            };
-            writeln!(
-                f,
-                "would delete {} ({content}) because {}",
-                d.target, d.reason
-            )?;
-        }
-        for skip in &self.skipped {
-            writeln!(f, "keep {}: {}", skip.target, skip.reason)?;
-        }
-        for warning in &self.warnings {
-            writeln!(f, "warning: {warning}")?;
-        }
+        write_deletions(f, &self.deletions)?;
+        write_skips_and_warnings(f, &self.skipped, &self.warnings)?;
         if self.braked {
             writeln!(
                 f,
@@ -911,22 +1168,39 @@ impl fmt::Display for SweepPlan {
                 self.policy.max_deletions
             )?;
         }
-        let c = &self.counts;
-        write!(
+        write!(f, "{}", self.counts)
+    }
+}
+
+impl fmt::Display for PrunePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
             f,
-            "{} snapshots: {} to mark, {} to unmark, {} to delete, {} kept, {} skipped as \
-             invalid, {} protected as newest ready, {} pinned, {} pending, {} without retain",
-            c.snapshots,
-            c.marked,
-            c.unmarked,
-            c.deleted,
-            c.kept,
-            c.skipped_invalid,
-            c.protected_last_ready,
-            c.pinned,
-            c.pending,
-            c.unretained
-        )
+            "prune plan for {} ({}): keep daily {}, weekly {}, monthly {}; at most {} deletions \
+             and {} snapshots losing their last period label",
+            self.today,
+            self.time_zone,
+            self.policy.keep_daily,
+            self.policy.keep_weekly,
+            self.policy.keep_monthly,
+            self.policy.max_deletions,
+            self.policy.max_deletions
+        )?;
+        write_changes(f, &self.changes)?;
+        write_deletions(f, &self.deletions)?;
+        write_skips_and_warnings(f, &self.skipped, &self.warnings)?;
+        if self.braked {
+            writeln!(
+                f,
+                "BRAKE: {} deletions and {} snapshots losing their last period label planned, \
+                 more than the maximum of {}; nothing will be changed or deleted",
+                self.deletions.len(),
+                self.retain.stripped,
+                self.policy.max_deletions
+            )?;
+        }
+        writeln!(f, "labels: {}", self.retain)?;
+        write!(f, "sweep: {}", self.sweep)
     }
 }
 

@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
+use crate::state::SnapshotState;
+
 /// `spec` of a VolumeSnapshot.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
@@ -98,14 +100,6 @@ pub struct VolumeSnapshotContentStatus {
     pub restore_size: Option<i64>,
 }
 
-/// Where a snapshot is in its life, as far as backup-ns cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
-    Ready,
-    Pending,
-    Failed(String),
-}
-
 impl VolumeSnapshot {
     /// A new snapshot of `pvc`, not yet created.
     pub fn for_pvc(
@@ -132,24 +126,9 @@ impl VolumeSnapshot {
         vs
     }
 
-    pub fn readiness(&self) -> Readiness {
-        let Some(status) = &self.status else {
-            return Readiness::Pending;
-        };
-        if let Some(err) = &status.error {
-            // The snapshotter may set `error` for a transient failure and clear it on retry, but
-            // a snapshot that reports an error has not produced a usable backup now: fail closed.
-            let msg = err
-                .message
-                .clone()
-                .unwrap_or_else(|| "snapshot controller reported an error".into());
-            return Readiness::Failed(msg);
-        }
-        if status.ready_to_use == Some(true) {
-            Readiness::Ready
-        } else {
-            Readiness::Pending
-        }
+    /// Its state at `now` (see [`crate::state`]).
+    pub fn state(&self, now: DateTime<Utc>) -> SnapshotState {
+        SnapshotState::of(self, now)
     }
 
     /// The time the snapshot was taken: `status.creationTime`, else `metadata.creationTimestamp`.
@@ -185,23 +164,6 @@ mod tests {
             "status": status,
         }))
         .unwrap()
-    }
-
-    #[test]
-    fn readiness_reads_error_before_ready() {
-        assert_eq!(
-            vs_with_status(serde_json::json!({"readyToUse": true})).readiness(),
-            Readiness::Ready
-        );
-        assert_eq!(
-            vs_with_status(serde_json::json!({"readyToUse": false})).readiness(),
-            Readiness::Pending
-        );
-        assert_eq!(
-            vs_with_status(serde_json::json!({"readyToUse": false, "error": {"message": "boom"}}))
-                .readiness(),
-            Readiness::Failed("boom".into())
-        );
     }
 
     #[test]

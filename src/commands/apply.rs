@@ -225,7 +225,7 @@ impl<'a> Applier<'a> {
             .await
         {
             Ok(Some(vs)) => {
-                let fresh = SnapshotRecord::from_snapshot(&vs);
+                let fresh = SnapshotRecord::from_snapshot(&vs, chrono::Utc::now());
                 if fresh.uid == target.uid {
                     Reread::Fresh(Box::new(fresh))
                 } else {

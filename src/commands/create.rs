@@ -19,10 +19,12 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::db::{self, DbTarget, Engine};
 use crate::exec::{self, ExecRequest};
-use crate::labels::{self, ExistingSnapshot, LabelInput, Retain};
+use crate::labels::{self, LabelInput, Retain};
 use crate::naming::NameInput;
 use crate::settings::{DbJob, Settings};
-use crate::snapshot::{Readiness, VolumeSnapshot};
+use crate::retention::{claim_holders, SnapshotRecord};
+use crate::snapshot::VolumeSnapshot;
+use crate::state::SnapshotState;
 use crate::{lease, lock, workload, Error, ExitStatus, Result};
 
 /// Timeout of the quick in-pod scripts (checks, free space).
@@ -573,26 +575,25 @@ async fn claim_for(
     now: DateTime<Tz>,
 ) -> Result<labels::Claim> {
     let selector = format!("{}={pvc}", labels::PVC);
-    let mut existing = Vec::new();
+    let mut group = Vec::new();
     let mut lp = ListParams::default().labels(&selector).limit(500);
+    let read_at = chrono::Utc::now();
     loop {
         let page = api
             .list(&lp)
             .await
             .map_err(|e| Error::kube(format!("list volumesnapshots of PVC {pvc}"), e))?;
-        for vs in &page.items {
-            if vs.metadata.name.as_deref() == Some(own) || vs.readiness() != Readiness::Ready {
-                continue;
-            }
-            if let Some(time) = vs.taken_at() {
-                existing.push(ExistingSnapshot::from_labels(time, vs.labels()));
-            }
-        }
+        group.extend(
+            page.items
+                .iter()
+                .map(|vs| SnapshotRecord::from_snapshot(vs, read_at)),
+        );
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => lp = lp.continue_token(&token),
             None => break,
         }
     }
+    let existing = claim_holders(&group, own, None);
     Ok(labels::claim_periods(now, &existing))
 }
 
@@ -601,17 +602,18 @@ async fn wait_ready(api: &Api<VolumeSnapshot>, name: &str, timeout: Duration) ->
     let mut delay = Duration::from_millis(200);
     loop {
         match api.get(name).await {
-            Ok(vs) => match vs.readiness() {
-                Readiness::Ready => {
+            Ok(vs) => match vs.state(chrono::Utc::now()) {
+                SnapshotState::Ready { .. } => {
                     tracing::info!("volumesnapshot {name} is ready to use");
                     return Ok(());
                 }
-                Readiness::Failed(msg) => {
+                SnapshotState::Pending { error: Some(msg) }
+                | SnapshotState::Failed { error: Some(msg) } => {
                     return Err(Error::Snapshot(format!(
                         "volumesnapshot {name} failed: {msg}"
                     )));
                 }
-                Readiness::Pending => {}
+                _ => {}
             },
             // A transient read error does not fail the wait; the deadline bounds it.
             Err(e) => tracing::warn!("reading volumesnapshot {name}: {e}"),

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::cli::{DeleteArgs, OutputFormat};
 use crate::labels;
 use crate::retention::{Deletion, SnapshotRecord, Target};
-use crate::snapshot::{Readiness, VolumeSnapshot, VolumeSnapshotContent};
+use crate::snapshot::{VolumeSnapshot, VolumeSnapshotContent};
 use crate::ExitStatus;
 
 use super::api::{describe, Requests};
@@ -64,11 +64,7 @@ fn deletion_of(r: &SnapshotRecord) -> Deletion {
 
 /// One line saying what will go.
 fn summary(r: &SnapshotRecord, content: Option<&ContentInfo>) -> String {
-    let ready = match &r.readiness {
-        Readiness::Ready => "ready".to_owned(),
-        Readiness::Pending => "not ready".to_owned(),
-        Readiness::Failed(m) => format!("failed: {m}"),
-    };
+    let ready = &r.state;
     let time = r
         .time
         .map_or_else(|| "unknown time".to_owned(), |t| t.to_rfc3339());
@@ -120,7 +116,7 @@ pub async fn main(args: &DeleteArgs, output: crate::cli::Output) -> ExitStatus {
     let snapshots: Api<VolumeSnapshot> = Api::namespaced(requests.client.clone(), &ns);
     let what = format!("get volumesnapshot {ns}/{}", opts.name);
     let record = match requests.call(&what, || snapshots.get_opt(&opts.name)).await {
-        Ok(Some(vs)) => SnapshotRecord::from_snapshot(&vs),
+        Ok(Some(vs)) => SnapshotRecord::from_snapshot(&vs, chrono::Utc::now()),
         Ok(None) => {
             tracing::error!("volumesnapshot {ns}/{} not found", opts.name);
             return ExitStatus::Failure;

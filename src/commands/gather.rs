@@ -99,11 +99,16 @@ pub async fn snapshots(
 }
 
 /// The planners' view of every snapshot with a `backup-ns.sh/retain` label in `scope` (a
-/// snapshot without one is kept forever, so it is not even read), and the pages read.
-pub async fn retained(requests: &Requests, scope: &Scope) -> Result<(Vec<SnapshotRecord>, usize)> {
+/// snapshot without one is kept forever, so it is not even read), read at `now`, and the pages
+/// read.
+pub async fn retained(
+    requests: &Requests,
+    scope: &Scope,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<SnapshotRecord>, usize)> {
     let mut records = Vec::new();
     let pages = snapshots(requests, scope, labels::RETAIN, |vs| {
-        records.push(SnapshotRecord::from_snapshot(&vs));
+        records.push(SnapshotRecord::from_snapshot(&vs, now));
     })
     .await?;
     Ok((records, pages))
@@ -122,7 +127,7 @@ pub async fn start(
     })?;
     let requests = Requests::new(client, qps);
     let scope = Scope::from_option(namespace);
-    let (records, pages) = retained(&requests, &scope)
+    let (records, pages) = retained(&requests, &scope, chrono::Utc::now())
         .await
         .map_err(|e| super::report_error(&e))?;
     tracing::info!(

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::cli::{ListArgs, Output};
 use crate::labels;
-use crate::snapshot::{Readiness, VolumeSnapshot};
+use crate::snapshot::VolumeSnapshot;
 use crate::ExitStatus;
 
 use super::api::Requests;
@@ -31,7 +31,7 @@ pub struct Row {
     pub pvc: String,
     #[serde(rename = "type")]
     pub vs_type: Option<String>,
-    /// `true`, `false` (pending) or `failed`.
+    /// `true`, `false` (pending), `failed` or `deleting` ([`crate::state::SnapshotState::word`]).
     pub ready: &'static str,
     /// `status.creationTime`, else `metadata.creationTimestamp` (RFC 3339 in JSON).
     #[serde(serialize_with = "rfc3339")]
@@ -57,7 +57,8 @@ fn rfc3339<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::O
 }
 
 impl Row {
-    pub fn from_snapshot(vs: &VolumeSnapshot) -> Row {
+    /// The row of `vs` as read at `now`.
+    pub fn from_snapshot(vs: &VolumeSnapshot, now: DateTime<Utc>) -> Row {
         let l = vs.labels();
         let label = |k: &str| l.get(k).cloned();
         let status = vs.status.as_ref();
@@ -67,11 +68,7 @@ impl Row {
             name: vs.metadata.name.clone().unwrap_or_default(),
             pvc: label(labels::PVC).unwrap_or_default(),
             vs_type: label(labels::TYPE),
-            ready: match vs.readiness() {
-                Readiness::Ready => "true",
-                Readiness::Pending => "false",
-                Readiness::Failed(_) => "failed",
-            },
+            ready: vs.state(now).word(),
             time: vs.taken_at(),
             size: status
                 .and_then(|s| s.restore_size.as_ref())
@@ -251,8 +248,9 @@ pub async fn main(args: &ListArgs, output: Output) -> ExitStatus {
     let requests = Requests::new(client, opts.qps);
     let selector = opts.selector();
     let mut rows = Vec::new();
+    let read_at = Utc::now();
     let listed = gather::snapshots(&requests, &scope, &selector, |vs| {
-        let row = Row::from_snapshot(&vs);
+        let row = Row::from_snapshot(&vs, read_at);
         let in_class = opts.classes.is_empty()
             || opts
                 .classes
@@ -312,7 +310,7 @@ mod tests {
             }},
             "spec": { "source": { "persistentVolumeClaimName": pvc } },
             "status": { "readyToUse": true, "creationTime": time, "restoreSize": "1Gi" },
-        })))
+        })), t("2030-01-01T00:00:00Z"))
     }
 
     #[test]
@@ -348,7 +346,12 @@ mod tests {
             "status": { "readyToUse": false, "error": { "message": "boom" },
                 "boundVolumeSnapshotContentName": "snapcontent-1" },
         }));
-        let r = Row::from_snapshot(&vs);
+        // A young snapshot with an error is still being cut; a day later it has failed.
+        assert_eq!(
+            Row::from_snapshot(&vs, t("2025-01-08T10:30:00Z")).ready,
+            "false"
+        );
+        let r = Row::from_snapshot(&vs, t("2025-01-09T10:00:06Z"));
         assert_eq!(r.ready, "failed");
         assert_eq!(r.time, Some(t("2025-01-08T10:00:05Z")));
         assert!(r.pinned && r.kept_forever && r.retain.is_none());

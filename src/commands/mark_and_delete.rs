@@ -73,16 +73,10 @@ pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitS
     let policy = &opts.policy;
     let replan_label = |group: &[SnapshotRecord], name: &str| -> Option<LabelChange> {
         let p = plan_mark_and_delete(group, now, policy);
-        p.marks
-            .into_iter()
-            .chain(p.unmarks)
-            .find(|c| c.target.name == name)
+        p.marks.into_iter().find(|c| c.target.name == name)
     };
     for mark in &plan.marks {
         applier.patch(mark, "mark", &replan_label).await;
-    }
-    for unmark in &plan.unmarks {
-        applier.patch(unmark, "unmark", &replan_label).await;
     }
     if plan.braked {
         if format == OutputFormat::Text {
@@ -114,7 +108,7 @@ pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitS
         tracing::error!(
             "mark-and-delete: {} of {} changes and deletions failed",
             report.failed,
-            plan.marks.len() + plan.unmarks.len() + plan.deletions.len()
+            plan.marks.len() + plan.deletions.len()
         );
         return ExitStatus::Failure;
     }

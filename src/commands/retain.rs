@@ -3,7 +3,9 @@
 //!
 //! Gather (one paged LIST of `retain`-labelled snapshots) → plan ([`plan_retain`], pure) →
 //! apply (one conditional merge patch per changed snapshot, see [`super::apply`]). A dry run
-//! prints the plan and sends nothing but the LIST.
+//! prints the plan and sends nothing but the LIST. A plan in which more snapshots would lose
+//! their last period label than the brake allows (`RETAIN_LAST_DAILY=0` by mistake) is printed,
+//! nothing is applied, and the run fails.
 
 use chrono::Utc;
 
@@ -40,12 +42,24 @@ pub async fn main(args: &RetainArgs, output: crate::cli::Output) -> ExitStatus {
         plan: &plan,
         result: None,
     };
-    if opts.dry_run {
+    if plan.braked {
+        tracing::error!(
+            "BRAKE: {} snapshots would lose their last period label, more than the maximum of {} \
+             (BAK_MAX_DELETIONS, --max-deletions); nothing is changed",
+            plan.counts.stripped,
+            opts.policy.max_deletions
+        );
+    }
+    if opts.dry_run || plan.braked {
         match format {
             OutputFormat::Json => out.print(),
             OutputFormat::Text => println!("{plan}"),
         }
-        return ExitStatus::Success;
+        return if plan.braked {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        };
     }
 
     let mut applier = Applier::new(&requests, &records, format == OutputFormat::Text);
