@@ -238,7 +238,8 @@ mod tests {
             pvc: "data".into(),
             labels: Default::default(),
             time: None,
-            readiness: Readiness::Ready,
+            pvc_uid: None,
+            state: crate::state::SnapshotState::Ready { warning: None },
             bound_content: Some("snapcontent-1".into()),
         };
         let retain = ContentInfo {

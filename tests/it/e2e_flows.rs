@@ -33,7 +33,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use backup_ns::labels::{self, ExistingSnapshot};
-use backup_ns::snapshot::{Readiness, VolumeSnapshot, VolumeSnapshotContent};
+use backup_ns::snapshot::{VolumeSnapshot, VolumeSnapshotContent};
 use chrono::Utc;
 use chrono_tz::Tz;
 use futures::FutureExt;
@@ -197,7 +197,7 @@ async fn existing_for_claim(snapshots: &Api<VolumeSnapshot>, pvc: &str) -> Vec<E
         .expect("list snapshots");
     list.items
         .iter()
-        .filter(|vs| vs.readiness() == Readiness::Ready)
+        .filter(|vs| vs.state(chrono::Utc::now()).is_ready())
         .filter_map(|vs| Some(ExistingSnapshot::from_labels(vs.taken_at()?, vs.labels())))
         .collect()
 }
@@ -334,7 +334,7 @@ fn check_adhoc_snapshot(run: &Adhoc) -> &VolumeSnapshot {
     );
     let vs = &run.snapshots[0];
     let name = vs.metadata.name.clone().unwrap_or_default();
-    assert_eq!(vs.readiness(), Readiness::Ready, "{name}: {:?}", vs.status);
+    assert!(vs.state(chrono::Utc::now()).is_ready(), "{name}: {:?}", vs.status);
     assert_eq!(
         vs.spec.source.persistent_volume_claim_name.as_deref(),
         Some(pvc.as_str())
@@ -647,11 +647,11 @@ async fn retention_flow(client: &kube::Client, ns: &str, group: &str) {
             Duration::from_secs(180),
             || async {
                 let vs = snapshots.get(&name(suffix)).await.ok()?;
-                match vs.readiness() {
-                    Readiness::Ready => Some(()),
-                    Readiness::Failed(why) => panic!("snapshot {}: {why}", name(suffix)),
-                    Readiness::Pending => None,
+                let state = vs.state(chrono::Utc::now());
+                if state.is_failed() || state.is_terminating() {
+                    panic!("snapshot {}: {state}", name(suffix));
                 }
+                state.is_ready().then_some(())
             },
         )
         .await;
@@ -773,7 +773,7 @@ async fn retention_flow(client: &kube::Client, ns: &str, group: &str) {
     // The newest ready snapshot survives its passed delete-after.
     let newest = get("newest").await;
     assert!(newest.metadata.deletion_timestamp.is_none());
-    assert_eq!(newest.readiness(), Readiness::Ready);
+    assert!(newest.state(chrono::Utc::now()).is_ready());
     assert_eq!(
         newest
             .labels()
