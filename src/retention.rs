@@ -1,4 +1,4 @@
-//! The retention planner behind `backup-ns retain` and `backup-ns mark-and-delete`.
+//! The retention planner behind `backup-ns prune`, `retain` and `mark-and-delete`.
 //!
 //! Retention is where backups are lost, so every decision is made here, by pure functions of
 //! (snapshot records, now, policy) → plan: no I/O, "now" (with its time zone) is a parameter, and
@@ -9,56 +9,73 @@
 //! snapshots labelled (its bugs 9 and 10); it also never protected the last good snapshot.
 //!
 //! The planners take the records of one paged LIST (see [`SnapshotRecord::from_snapshot`]), group
-//! them by (namespace, PVC) once and sort each group newest first: O(n log n) overall.
+//! them by (namespace, PVC) once and sort each group newest first: O(n log n) overall. What a
+//! snapshot's state means (ready, pending, failed, terminating) is decided in [`crate::state`].
 //!
 //! # Rules
 //!
 //! **Groups and order.** A snapshot belongs to the PVC named by its `backup-ns.sh/pvc` label
-//! (else `spec.source.persistentVolumeClaimName`, else the empty name). Its time is
-//! `status.creationTime`, else `metadata.creationTimestamp`; "newest" always means by that time
-//! (ties by name), never by label text, so the year-less `wNN` weekly value and the old
-//! `YYYY-wNN` one are read alike. A snapshot with no time at all is never changed (warning). The
-//! *newest ready snapshot of a PVC* is the newest `readyToUse` snapshot of its group, whatever
-//! its `retain` value and whether pinned or not.
+//! (else `spec.source.persistentVolumeClaimName`, else the empty name): groups are keyed by
+//! (namespace, PVC name), as the original and `kubectl` users see them, so a PVC re-created
+//! under its name continues its history and old snapshots age out by the same slots. Which
+//! *volume* a snapshot was taken of (`backup-ns.sh/pvc-uid`, written since backup-ns) only
+//! matters for claims: a new backup is never judged against another volume's periods (see
+//! [`claim_holders`]). A snapshot's time is `status.creationTime`, else
+//! `metadata.creationTimestamp`; "newest" always means by that time (ties by name), never by
+//! label text, so the year-less `wNN` weekly value and the old `YYYY-wNN` one are read alike. A
+//! snapshot with no time at all is never changed (warning). The *newest ready snapshot of a PVC*
+//! is the newest ready one of its group, whatever its `retain` value and whether pinned or not.
+//!
+//! **Terminating snapshots** (a `deletionTimestamp`) are gone for every purpose: never the
+//! newest ready one, never a holder of a period, never patched, marked or deleted again.
 //!
 //! **Pins.** A snapshot with the label `backup-ns.sh/pin` (any value) is never changed or deleted
 //! and does not take one of the N slots of a class.
 //!
 //! **`retain`** (only snapshots with `retain=daily_weekly_monthly` take part; others are left
-//! alone and take no slot): for each class (daily, weekly, monthly) the N newest *ready*
-//! snapshots carrying the class's label keep it, older ready ones lose it. A label is recognised
-//! by its presence: a garbage value is counted like a good one (and warned about). A *pending*
-//! snapshot keeps its labels without taking a slot (it may still become the newest good one); a
-//! *failed* one loses all of them (it is no backup). The newest ready snapshot of a PVC never
-//! loses its last period label: if the policy would strip all of them (only possible with a
-//! `keep_*` of 0) it keeps the longest-lived one (monthly, else weekly, else daily). Finally a
-//! snapshot that carried a period label also loses a `delete-after` label (set by an earlier
-//! mark, before someone added the period label by hand): once it has no period label left,
-//! `mark-and-delete` sets a fresh date, so there is always at least one full day between losing
-//! the last period label and deletion.
+//! alone and take no slot). *Claim*: a ready snapshot with neither a period label nor a
+//! `delete-after` missed its claim (its `create` gave up waiting while it was still being cut);
+//! it gets, oldest first, the periods of its own time that no other ready snapshot of its volume
+//! holds — exactly what `create` would have given it. *Slots*: for each class (daily, weekly,
+//! monthly) the N newest *ready* snapshots carrying the class's label keep it, older ready ones
+//! lose it (a claimed label takes its slot like any other, so a claim on an old snapshot is
+//! dropped again in the same plan). A label is recognised by its presence: a garbage value is
+//! counted like a good one (and warned about). A *pending* snapshot keeps its labels without
+//! taking a slot (it may still become the newest good one); a *failed* one loses all of them (it
+//! is no backup). The newest ready snapshot of a PVC never loses its last period label: if the
+//! policy would strip all of them (only possible with a `keep_*` of 0) it keeps the
+//! longest-lived one (monthly, else weekly, else daily). `retain` never touches `delete-after`.
+//! *Brake*: more snapshots losing their last period label than [`Policy::max_deletions`] (each
+//! would be marked and deleted a day later) make the plan [`RetainPlan::braked`]: nothing is
+//! applied.
 //!
 //! **`mark-and-delete`**. *Mark*: an unpinned `retain=daily_weekly_monthly` snapshot without a
-//! daily, weekly, monthly and `delete-after` label gets `delete-after=<today>` (today in `now`'s
-//! time zone) — unless it is still pending: a snapshot being created gets its period labels only
-//! once it is ready, so it is marked on a later run if it still has none then. *Unmark*: a
-//! `daily_weekly_monthly` snapshot that carries a period label and a valid `delete-after` loses
-//! the `delete-after` (a hand-added period label wins). *Sweep*: a snapshot with any `retain`
-//! label and a `delete-after` strictly before today is deleted (for `retain=days` that date is
-//! the whole policy; a `daily_weekly_monthly` one must also carry no period label). Never
-//! deleted: a snapshot without `retain`, a pinned one, one whose `delete-after` is not a valid
+//! `delete-after` gets `delete-after=<today>` (today in `now`'s time zone) when it is ready and
+//! carries no daily, weekly or monthly label, or when it failed. A pending one is not marked:
+//! it gets its period labels once it is ready. Only a snapshot without `delete-after` is ever
+//! marked: a date set by hand, earlier or later, stays as written. *Sweep*: a snapshot with any
+//! `retain` label and a `delete-after` strictly before today is deleted, whatever period labels
+//! it still carries (an operator's date is honoured as written). Never deleted: a snapshot
+//! without `retain`, a pinned one, a terminating one, one whose `delete-after` is not a valid
 //! `YYYY-MM-DD` date (warned about, counted, skipped), and the newest ready snapshot of its PVC
 //! (unless [`Policy::allow_deleting_last_ready`]). Snapshots marked in a run get today's date and
-//! so are never deleted in the same run; the newest ready one survives every plan. *Brake*: more
-//! planned deletions than [`Policy::max_deletions`] make the plan [`SweepPlan::braked`]: nothing
-//! may be deleted, the caller prints the plan and exits non-zero (marks are still safe to apply:
-//! they only set the date from which a later, unbraked run may delete).
+//! so are never deleted in the same run. *Brake*: more planned deletions than
+//! [`Policy::max_deletions`] make the plan [`SweepPlan::braked`]: nothing may be deleted, the
+//! caller prints the plan and exits non-zero (marks are still safe to apply: they only set the
+//! date from which a later, unbraked run may delete).
 //!
-//! **Manual edits.** Removing `delete-after` by hand saves a snapshot from the current mark only:
-//! if it still has no period label on the next run, it is marked again (with that run's date) and
-//! deleted the day after. To keep a snapshot for good, pin it (or remove its `retain` label).
-//! Adding `daily=…` (or weekly/monthly) by hand puts the snapshot into that class: it keeps the
-//! label while it is among the N newest ready ones of the class, its `delete-after` is removed,
-//! and it is not deleted while it carries the label.
+//! **`prune`** ([`plan_prune`]) is `retain` and then `mark-and-delete` on the labels `retain`
+//! leaves, as one plan: one patch per snapshot (a strip and its mark together), one brake over
+//! both halves (braked: nothing at all is applied).
+//!
+//! **Manual edits** (the original's README is the contract). Removing `delete-after` by hand
+//! saves a snapshot from the current mark only: if it still has no period label on the next run,
+//! it is marked again (with that run's date) and deleted the day after. Setting `delete-after`
+//! by hand (earlier or later than a mark) deletes the snapshot after that day, period labels or
+//! not. Adding `daily=…` (or weekly/monthly) by hand puts the snapshot into that class: it keeps
+//! the label while it is among the N newest ready ones of the class and is not marked while it
+//! carries one — but a `delete-after` it already has still applies, so remove that too. To keep
+//! a snapshot for good, pin it (or remove its `retain` label).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -909,7 +926,7 @@ pub fn plan_mark_and_delete(
                 let reason = match &record.state {
                     SnapshotState::Failed { .. } => format!("the snapshot {}", record.state),
                     SnapshotState::Ready { .. } if !record.has_period_label() => {
-                        "retain=daily_weekly_monthly and no daily, weekly or monthly label"
+                        "retain=daily_weekly_monthly and no daily, weekly or monthly label left"
                             .to_owned()
                     }
                     SnapshotState::Pending { .. } => {
@@ -1245,7 +1262,8 @@ mod tests {
                         pvc: pvc.to_owned(),
                         labels,
                         time: None,
-                        readiness: Readiness::Ready,
+                        pvc_uid: None,
+                        state: SnapshotState::Ready { warning: None },
                         bound_content: None,
                     },
                     bound: true,
@@ -1306,18 +1324,33 @@ mod tests {
             }
 
             pub fn ready(mut self) -> Rec {
-                self.record.readiness = Readiness::Ready;
+                self.record.state = SnapshotState::Ready { warning: None };
                 self
             }
 
             pub fn pending(mut self) -> Rec {
-                self.record.readiness = Readiness::Pending;
+                self.record.state = SnapshotState::Pending { error: None };
                 self
             }
 
+            /// Not ready for longer than the grace: failed, with the last error.
             pub fn failed(mut self, message: &str) -> Rec {
-                self.record.readiness = Readiness::Failed(message.to_owned());
+                self.record.state = SnapshotState::Failed {
+                    error: Some(message.to_owned()),
+                };
                 self
+            }
+
+            /// `metadata.deletionTimestamp` set.
+            pub fn terminating(mut self) -> Rec {
+                self.record.state = SnapshotState::Terminating;
+                self
+            }
+
+            /// The `backup-ns.sh/pvc-uid` label.
+            pub fn pvc_uid(mut self, uid: &str) -> Rec {
+                self.record.pvc_uid = Some(uid.to_owned());
+                self.label(PVC_UID, uid)
             }
 
             pub fn unbound(mut self) -> Rec {
@@ -1378,6 +1411,34 @@ mod tests {
             .collect()
     }
 
+    fn prune_deletions(plan: &PrunePlan) -> Vec<&str> {
+        plan.deletions
+            .iter()
+            .map(|d| d.target.name.as_str())
+            .collect()
+    }
+
+    /// What the chart's old pruner did — `retain`, then `mark-and-delete` on its result — as
+    /// one [`PrunePlan`] (patches not merged).
+    fn prune_in_two_steps(recs: &[SnapshotRecord], now: DateTime<Tz>, p: &Policy) -> PrunePlan {
+        let retain = plan_retain(recs, now, p);
+        let mut after = recs.to_vec();
+        retain.apply_to(&mut after);
+        let sweep = plan_mark_and_delete(&after, now, p);
+        PrunePlan {
+            today: sweep.today,
+            time_zone: sweep.time_zone,
+            policy: p.clone(),
+            changes: retain.changes.into_iter().chain(sweep.marks).collect(),
+            deletions: sweep.deletions,
+            skipped: Vec::new(),
+            braked: retain.braked || sweep.braked,
+            warnings: Vec::new(),
+            retain: retain.counts,
+            sweep: sweep.counts,
+        }
+    }
+
     fn removed(change: &LabelChange) -> Vec<(&str, &str)> {
         change
             .edits
@@ -1419,7 +1480,7 @@ mod tests {
             [(DAILY, "daily: 10th newest ready of 7 kept")]
         );
         assert_eq!(plan.counts.labels_kept, 7);
-        assert_eq!(plan.counts.unlabelled, 3);
+        assert_eq!(plan.counts.relabelled, 3);
         assert_eq!(plan.counts.labels_removed, 3);
         assert_eq!(plan.today, "2025-01-11");
         assert_eq!(plan.time_zone, "Europe/Vienna");
@@ -1517,7 +1578,7 @@ mod tests {
         assert_eq!(change_names(&plan.changes), ["failed", "r1"]);
         let failed = removed(&plan.changes[0]);
         assert_eq!(failed.len(), 2);
-        assert!(failed[0].1.contains("failed (boom)"), "{failed:?}");
+        assert!(failed[0].1.contains("(last error: boom)"), "{failed:?}");
         assert_eq!(failed[1].0, WEEKLY);
         assert_eq!(
             removed(&plan.changes[1]),
@@ -1698,7 +1759,7 @@ mod tests {
     }
 
     #[test]
-    fn retain_removes_a_stale_delete_after_from_a_labelled_snapshot() {
+    fn retain_never_touches_delete_after() {
         let recs = records([
             Rec::new("ns", "data")
                 .at("2025-01-03T01:00:00Z")
@@ -1719,14 +1780,241 @@ mod tests {
             .iter()
             .map(|e| e.label.as_str())
             .collect();
-        assert_eq!(labels, [DAILY, DELETE_AFTER]);
-        assert_eq!(plan.counts.unmarked, 1);
-        // So the sweep marks it afresh instead of deleting it in the same run.
+        assert_eq!(labels, [DAILY]);
+        // The date is honoured as written: the sweep deletes it, it is not marked afresh.
         let mut after = recs.clone();
         plan.apply_to(&mut after);
         let sweep = plan_mark_and_delete(&after, now, &Policy::default());
-        assert!(sweep.deletions.is_empty());
-        assert_eq!(change_names(&sweep.marks), ["hand"]);
+        assert_eq!(deletion_names(&sweep), ["hand"]);
+        assert!(sweep.marks.is_empty());
+    }
+
+    /// Issue 7 B: an operator's `kubectl label vs/x backup-ns.sh/delete-after=…` on a snapshot
+    /// that still holds period labels deletes it after that date, as the original's README says.
+    #[test]
+    fn a_hand_set_delete_after_deletes_a_labelled_snapshot_after_that_date() {
+        let recs = records([
+            Rec::new("ns", "data")
+                .at("2026-11-30T01:00:00Z")
+                .name("newest")
+                .daily("2026-11-30"),
+            Rec::new("ns", "data")
+                .at("2026-11-01T01:00:00Z")
+                .name("marked-by-hand")
+                .daily("2026-11-01")
+                .weekly("w44")
+                .monthly("2026-11")
+                .delete_after("2026-11-28"),
+        ]);
+        let now = vienna("2026-12-01T00:30:00+01:00");
+        for plan in [
+            plan_prune(&recs, now, &Policy::default()),
+            prune_in_two_steps(&recs, now, &Policy::default()),
+        ] {
+            assert_eq!(prune_deletions(&plan), ["marked-by-hand"], "{plan}");
+            assert!(
+                !plan
+                    .changes
+                    .iter()
+                    .flat_map(|c| &c.edits)
+                    .any(|e| e.label == DELETE_AFTER),
+                "{plan}"
+            );
+        }
+        // Not before the date: on Nov 28 itself it is kept.
+        let plan = plan_prune(&recs, vienna("2026-11-28T23:00:00+01:00"), &Policy::default());
+        assert!(plan.deletions.is_empty(), "{plan}");
+    }
+
+    /// Issue 7 B: a `delete-after` moved *later* by an operator survives the loss of the last
+    /// period label: it is not re-marked with today and not deleted before the date asked for.
+    #[test]
+    fn a_delete_after_moved_later_is_kept_when_the_last_period_label_goes() {
+        let mut recs = records(dailies(8));
+        let oldest = recs.iter_mut().find(|r| r.name == "d01").unwrap();
+        oldest
+            .labels
+            .insert(DELETE_AFTER.to_owned(), "2025-01-20".to_owned());
+        let now = vienna("2025-01-09T03:00:00+01:00");
+        let plan = plan_prune(&recs, now, &policy(7, 4, 12));
+        assert_eq!(change_names(&plan.changes), ["d01"]);
+        assert_eq!(
+            plan.changes[0].edits,
+            [LabelEdit::remove(
+                DAILY,
+                "2025-01-01",
+                "daily: 8th newest ready of 7 kept".into()
+            )]
+        );
+        assert!(plan.deletions.is_empty(), "{plan}");
+        let mut after = recs.clone();
+        plan.apply_to(&mut after);
+        // Every night until the date: nothing to do; the day after it: deleted.
+        for day in 10..=20 {
+            let now = vienna(&format!("2025-01-{day:02}T03:00:00+01:00"));
+            let p = plan_prune(&after, now, &policy(7, 4, 12));
+            assert!(p.is_empty(), "Jan {day}: {p}");
+        }
+        let p = plan_prune(&after, vienna("2025-01-21T03:00:00+01:00"), &policy(7, 4, 12));
+        assert_eq!(prune_deletions(&p), ["d01"]);
+    }
+
+    /// Issue 7 C14: `RETAIN_LAST_DAILY=0` by mistake would strip the whole cluster in one run.
+    #[test]
+    fn retain_brakes_when_too_many_snapshots_lose_their_last_label() {
+        let recs = records(dailies(10));
+        let now = vienna("2025-01-11T03:00:00+01:00");
+        let zero = Policy {
+            keep_daily: 0,
+            max_deletions: 8,
+            ..Policy::default()
+        };
+        let plan = plan_retain(&recs, now, &zero);
+        // The newest keeps its last label; the other nine would lose theirs.
+        assert_eq!(plan.counts.stripped, 9);
+        assert!(plan.braked, "{plan}");
+        assert!(plan.to_string().contains("BRAKE: 9 snapshots would lose"));
+        let prune = plan_prune(&recs, now, &zero);
+        assert!(prune.braked);
+        let mut after = recs.clone();
+        prune.apply_to(&mut after);
+        assert_eq!(after, recs, "a braked prune changes nothing");
+        let plan = plan_retain(
+            &recs,
+            now,
+            &Policy {
+                max_deletions: 9,
+                ..zero
+            },
+        );
+        assert!(!plan.braked);
+        // Labels removed that leave another one do not count.
+        let recs = records(dailies(10).into_iter().map(|r| r.weekly("w01")));
+        let plan = plan_retain(&recs, now, &zero);
+        assert_eq!(plan.counts.stripped, 6, "{plan}");
+    }
+
+    /// Issue 7 A: a snapshot whose backup gave up waiting joins retention once it is ready.
+    #[test]
+    fn a_ready_snapshot_that_missed_its_claim_claims_the_free_periods() {
+        let recs = records([
+            // Cut for an hour: its create timed out, so it has no period label; ready now.
+            Rec::new("ns", "data")
+                .at("2025-01-06T01:00:00Z")
+                .name("late"),
+            // The next day's backup could not see it as ready and claimed its own periods.
+            Rec::new("ns", "data")
+                .at("2025-01-07T01:00:00Z")
+                .name("next")
+                .daily("2025-01-07"),
+            Rec::new("ns", "data")
+                .at("2025-01-05T01:00:00Z")
+                .name("prev")
+                .daily("2025-01-05")
+                .weekly("w01")
+                .monthly("2025-01"),
+            // A second backup of Jan 5: the day is held, nothing to claim; it gets marked.
+            Rec::new("ns", "data")
+                .at("2025-01-05T13:00:00Z")
+                .name("second"),
+            // Still cutting: not yet.
+            Rec::new("ns", "data")
+                .at("2025-01-04T01:00:00Z")
+                .name("pending")
+                .pending(),
+        ]);
+        let now = vienna("2025-01-08T00:30:00+01:00");
+        let plan = plan_prune(&recs, now, &Policy::default());
+        let late = plan
+            .changes
+            .iter()
+            .find(|c| c.target.name == "late")
+            .expect("late is relabelled");
+        let set: Vec<_> = late
+            .edits
+            .iter()
+            .map(|e| (e.label.as_str(), e.to.as_deref().unwrap()))
+            .collect();
+        // Monday Jan 6 starts ISO week 2: the day and the week are free, the month is held.
+        assert_eq!(set, [(DAILY, "2025-01-06"), (WEEKLY, "w02")]);
+        assert_eq!(plan.retain.claimed, 1);
+        assert_eq!(plan.retain.labels_claimed, 2);
+        let marked: Vec<_> = plan
+            .changes
+            .iter()
+            .filter(|c| c.edits.iter().any(|e| e.label == DELETE_AFTER))
+            .map(|c| c.target.name.as_str())
+            .collect();
+        assert_eq!(marked, ["second"]);
+        // Claimed labels take their slot like any: with one daily kept, only the newest keeps it.
+        let plan = plan_retain(&recs, now, &policy(1, 4, 12));
+        let late = plan.changes.iter().find(|c| c.target.name == "late").unwrap();
+        assert_eq!(late.edits.len(), 1, "{plan}");
+        assert_eq!(late.edits[0].label, WEEKLY);
+    }
+
+    /// Issue 7 A: a PVC deleted and re-created under its name is another volume; snapshots of
+    /// the old one do not hold the new one's periods.
+    #[test]
+    fn claims_are_judged_per_volume_when_the_pvc_uid_is_known() {
+        let old = Rec::new("ns", "data")
+            .at("2025-01-06T01:00:00Z")
+            .name("old-volume")
+            .pvc_uid("uid-old")
+            .daily("2025-01-06")
+            .weekly("w02")
+            .monthly("2025-01");
+        let unknown = Rec::new("ns", "data")
+            .at("2025-01-06T00:30:00Z")
+            .name("before-upgrade")
+            .daily("2025-01-06");
+        let new = Rec::new("ns", "data")
+            .at("2025-01-06T09:00:00Z")
+            .name("new-volume")
+            .pvc_uid("uid-new");
+        let recs = records([old, unknown, new]);
+        let holders = claim_holders(&recs, "new-volume", Some("uid-new"));
+        assert_eq!(holders.len(), 1, "the old volume's snapshot is not a holder");
+        assert_eq!(holders[0].daily.as_deref(), Some("2025-01-06"));
+        let claim = claim_periods(vienna("2025-01-06T10:00:00+01:00"), &holders);
+        assert_eq!(claim.daily, None);
+        assert_eq!(claim.weekly.as_deref(), Some("w02"));
+        assert_eq!(claim.monthly.as_deref(), Some("2025-01"));
+        // Without a uid of its own, every snapshot of the name counts.
+        assert_eq!(claim_holders(&recs, "new-volume", None).len(), 2);
+    }
+
+    /// Issue 7 A: a terminating snapshot is gone for every purpose.
+    #[test]
+    fn a_terminating_snapshot_is_never_newest_ready_holds_nothing_and_is_left_alone() {
+        let recs = records([
+            Rec::new("ns", "data")
+                .at("2025-01-10T01:00:00Z")
+                .name("terminating")
+                .daily("2025-01-10")
+                .delete_after("2025-01-01")
+                .terminating(),
+            Rec::new("ns", "data")
+                .at("2025-01-09T01:00:00Z")
+                .name("ready")
+                .delete_after("2025-01-01"),
+            Rec::new("ns", "data")
+                .at("2025-01-08T01:00:00Z")
+                .name("older")
+                .delete_after("2025-01-01"),
+            Rec::new("ns", "data")
+                .at("2025-01-07T01:00:00Z")
+                .name("terminating-unlabelled")
+                .terminating(),
+        ]);
+        let now = vienna("2025-01-10T03:00:00+01:00");
+        let plan = plan_prune(&recs, now, &Policy::default());
+        // "ready" is the newest ready one (the terminating one is not), so it survives.
+        assert_eq!(prune_deletions(&plan), ["older"]);
+        assert!(plan.changes.is_empty(), "{plan}");
+        assert_eq!(plan.sweep.terminating, 2);
+        assert_eq!(plan.retain.terminating, 2);
+        assert!(claim_holders(&recs, "x", None).iter().all(|h| h.daily.is_none()));
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1785,7 +2073,7 @@ mod tests {
                     .into(),
             }]
         );
-        assert!(plan.deletions.is_empty() && plan.unmarks.is_empty());
+        assert!(plan.deletions.is_empty());
         let c = &plan.counts;
         assert_eq!((c.marked, c.pending, c.pinned, c.unretained), (2, 1, 1, 1));
         assert_eq!(c.kept, 9);
@@ -1950,7 +2238,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hand_added_period_label_unmarks_and_keeps_the_snapshot() {
+    fn a_hand_added_period_label_does_not_cancel_a_delete_after() {
         let recs = records([
             Rec::new("ns", "data")
                 .at("2025-01-10T01:00:00Z")
@@ -1969,16 +2257,9 @@ mod tests {
         ]);
         let now = vienna("2025-01-10T03:00:00+01:00");
         let plan = plan_mark_and_delete(&recs, now, &Policy::default());
-        assert_eq!(change_names(&plan.unmarks), ["hand"]);
-        assert_eq!(
-            plan.unmarks[0].edits[0].reason,
-            "it carries daily=2025-01-05 (added by hand?), which keeps it"
-        );
-        // For retain=days the date is the whole policy.
-        assert_eq!(deletion_names(&plan), ["days"]);
-        let mut after = recs.clone();
-        plan.apply_to(&mut after);
-        assert!(plan_mark_and_delete(&after, now, &Policy::default()).is_empty());
+        assert!(plan.marks.is_empty());
+        // To keep a marked snapshot, remove its delete-after (README: manual edits).
+        assert_eq!(deletion_names(&plan), ["hand", "days"]);
     }
 
     #[test]
@@ -2067,7 +2348,10 @@ mod tests {
                        "boundVolumeSnapshotContentName": "snapcontent-1"}
         }))
         .unwrap();
-        let r = SnapshotRecord::from_snapshot(&vs);
+        let now = DateTime::parse_from_rfc3339("2025-01-09T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let r = SnapshotRecord::from_snapshot(&vs, now);
         assert_eq!(
             (
                 r.namespace.as_str(),
@@ -2079,7 +2363,8 @@ mod tests {
         );
         assert_eq!(r.pvc, "data");
         assert_eq!(r.time.unwrap().to_rfc3339(), "2025-01-08T16:43:08+00:00");
-        assert_eq!(r.readiness, Readiness::Ready);
+        assert!(r.state.is_ready());
+        assert_eq!(r.pvc_uid, None);
         assert_eq!(r.bound_content.as_deref(), Some("snapcontent-1"));
         assert_eq!(r.labels.len(), 2);
 
@@ -2089,10 +2374,15 @@ mod tests {
             "spec": {"source": {"persistentVolumeClaimName": "uploads"}}
         }))
         .unwrap();
-        let r = SnapshotRecord::from(&vs);
+        let r = SnapshotRecord::from_snapshot(&vs, now);
         assert_eq!(
-            (r.pvc.as_str(), r.time, r.readiness, r.bound_content),
-            ("uploads", None, Readiness::Pending, None)
+            (r.pvc.as_str(), r.time, r.state, r.bound_content),
+            (
+                "uploads",
+                None,
+                SnapshotState::Pending { error: None },
+                None
+            )
         );
     }
 
@@ -2105,15 +2395,14 @@ mod tests {
             Rec::new("ns", "data")
                 .at("2025-01-01T01:00:00Z")
                 .daily("2025-01-01")
-                .weekly("w01")
-                .delete_after("2025-01-01"),
+                .weekly("w01"),
         ]);
         let now = vienna("2025-01-03T03:00:00+01:00");
         let plan = plan_retain(&recs, now, &policy(1, 0, 12));
         assert_eq!(
             plan.changes[0].merge_patch(),
             serde_json::json!({"metadata": {"resourceVersion": "1", "labels": {
-                "backup-ns.sh/daily": null, "backup-ns.sh/weekly": null, "backup-ns.sh/delete-after": null
+                "backup-ns.sh/daily": null, "backup-ns.sh/weekly": null
             }}})
         );
         let mut after = recs.clone();
@@ -2123,6 +2412,16 @@ mod tests {
         assert_eq!(
             sweep.marks[0].merge_patch(),
             serde_json::json!({"metadata": {"labels": {"backup-ns.sh/delete-after": "2025-01-03"}}})
+        );
+        // prune strips and marks in one patch, under the listed resourceVersion.
+        let prune = plan_prune(&recs, now, &policy(1, 0, 12));
+        assert_eq!(prune.changes.len(), 1);
+        assert_eq!(
+            prune.changes[0].merge_patch(),
+            serde_json::json!({"metadata": {"resourceVersion": "1", "labels": {
+                "backup-ns.sh/daily": null, "backup-ns.sh/weekly": null,
+                "backup-ns.sh/delete-after": "2025-01-03"
+            }}})
         );
     }
 
@@ -2148,13 +2447,14 @@ mod tests {
         let text = retain.to_string();
         assert!(
             text.contains(
-                "would unlabel ns/b: remove backup-ns.sh/daily=2025-01-02 because daily: 2nd \
+                "would relabel ns/b: remove backup-ns.sh/daily=2025-01-02 because daily: 2nd \
                  newest ready of 1 kept"
             ),
             "{text}"
         );
         assert!(text.starts_with(
-            "retain plan for 2025-01-03 (Europe/Vienna): keep daily 1, weekly 4, monthly 12\n"
+            "retain plan for 2025-01-03 (Europe/Vienna): keep daily 1, weekly 4, monthly 12; at \
+             most 500 snapshots may lose their last period label\n"
         ));
         let json = serde_json::to_value(&retain).unwrap();
         assert_eq!(json["changes"][0]["name"], "b");
@@ -2172,7 +2472,7 @@ mod tests {
         let text = sweep.to_string();
         assert!(text.contains("would mark ns/b: set backup-ns.sh/delete-after=2025-01-03 because retain=daily_weekly_monthly and no daily, weekly or monthly label left"), "{text}");
         assert!(text.contains("would delete ns/a (not bound to a content) because retain=daily_weekly_monthly and delete-after 2025-01-02 is before 2025-01-03"), "{text}");
-        assert!(text.ends_with("3 snapshots: 1 to mark, 0 to unmark, 1 to delete, 2 kept, 0 skipped as invalid, 0 protected as newest ready, 0 pinned, 0 pending, 0 without retain"), "{text}");
+        assert!(text.ends_with("3 snapshots: 1 to mark, 1 to delete, 2 kept, 0 skipped as invalid, 0 protected as newest ready, 0 pinned, 0 pending, 0 without retain, 0 being deleted"), "{text}");
         let json = serde_json::to_value(&sweep).unwrap();
         assert_eq!(
             json["deletions"][0]["boundContent"],
@@ -2181,6 +2481,17 @@ mod tests {
         assert_eq!(json["deletions"][0]["deleteAfter"], "2025-01-02");
         assert_eq!(json["braked"], false);
         assert_eq!(json["counts"]["protectedLastReady"], 0);
+
+        // prune previews the whole outcome: the strip and the mark of b in one line, and a's
+        // deletion.
+        let prune = plan_prune(&recs, now, &policy(1, 4, 12));
+        let text = prune.to_string();
+        assert!(text.contains("would relabel ns/b: remove backup-ns.sh/daily=2025-01-02 because daily: 2nd newest ready of 1 kept; set backup-ns.sh/delete-after=2025-01-03 because retain=daily_weekly_monthly and no daily, weekly or monthly label left"), "{text}");
+        assert!(text.contains("would delete ns/a (not bound to a content)"), "{text}");
+        let json = serde_json::to_value(&prune).unwrap();
+        assert_eq!(json["retain"]["stripped"], 1);
+        assert_eq!(json["sweep"]["marked"], 1);
+        assert_eq!(json["sweep"]["deleted"], 1);
     }
 
     #[test]
@@ -2315,7 +2626,7 @@ mod tests {
             sweep.deletions[2].bound_content, None,
             "unbound: deleted without a content patch"
         );
-        assert!(sweep.unmarks.is_empty() && sweep.skipped.is_empty() && !sweep.braked);
+        assert!(sweep.skipped.is_empty() && !sweep.braked);
         sweep.apply_to(&mut recs);
 
         // Day 2: the Jan 12 backup, then the pruner at 01:00 on Jan 13.
@@ -2440,10 +2751,16 @@ mod tests {
                             counter += 1;
                             let name =
                                 format!("{pvc}-{}-{counter:06}", t.format("%Y-%m-%d-%H%M%S"));
-                            let readiness = match rng.random_range(0..100) {
-                                0..4 => Readiness::Failed("generated".into()),
-                                4..6 => Readiness::Pending,
-                                _ => Readiness::Ready,
+                            let state = match rng.random_range(0..200) {
+                                0..8 => SnapshotState::Failed {
+                                    error: Some("generated".into()),
+                                },
+                                8..12 => SnapshotState::Pending { error: None },
+                                12..14 => SnapshotState::Terminating,
+                                14..16 => SnapshotState::Ready {
+                                    warning: Some("a stale error".into()),
+                                },
+                                _ => SnapshotState::Ready { warning: None },
                             };
                             let mut labels = BTreeMap::new();
                             labels.insert(PVC.to_owned(), pvc.to_owned());
@@ -2470,7 +2787,7 @@ mod tests {
                                     "daily_weekly_monthly"
                                 };
                                 labels.insert(RETAIN.to_owned(), retain.to_owned());
-                                if readiness == Readiness::Ready || claim_before_ready {
+                                if state.is_ready() || claim_before_ready {
                                     let (week, month) = (Week::of(date), Month::of(date));
                                     if last.0 != Some(date) {
                                         last.0 = Some(date);
@@ -2538,9 +2855,10 @@ mod tests {
                                 uid: format!("uid-{counter}"),
                                 resource_version: counter.to_string(),
                                 pvc: pvc.to_owned(),
+                                pvc_uid: None,
                                 labels,
                                 time: Some(t.with_timezone(&Utc)),
-                                readiness,
+                                state,
                                 bound_content: rng
                                     .random_bool(0.9)
                                     .then(|| format!("snapcontent-{counter}")),
@@ -2591,7 +2909,7 @@ mod tests {
                 Some((
                     k,
                     g.into_iter()
-                        .find(|r| r.readiness == Readiness::Ready)?
+                        .find(|r| r.state.is_ready())?
                         .name
                         .clone(),
                 ))
@@ -2621,7 +2939,8 @@ mod tests {
         }
     }
 
-    /// Checks every property of `retain` then `mark-and-delete` (twice) over one history.
+    /// Checks every property of `retain` then `mark-and-delete` (twice), and of `prune`, over
+    /// one history.
     fn check_properties(
         records: &[SnapshotRecord],
         now: DateTime<Tz>,
@@ -2631,93 +2950,104 @@ mod tests {
         let today = now.date_naive();
         let newest_ready = newest_ready_names(records);
 
-        // retain touches only unpinned daily_weekly_monthly snapshots, and only removes period
-        // labels (and a stale delete-after) that are there.
+        // retain touches only unpinned, live daily_weekly_monthly snapshots, and only their
+        // period labels: it removes labels that are there, and adds (claims) labels only on a
+        // ready snapshot without any period label or delete-after, for periods of its own time
+        // that no other ready snapshot of its group held.
         let retain = plan_retain(records, now, policy);
         let index = Index::new(records);
+        let groups_before = by_group(records);
         for change in &retain.changes {
             let r = index.get(&change.target);
             assert!(
-                !r.is_pinned() && is_dwm(r),
+                !r.is_pinned() && is_dwm(r) && !r.state.is_terminating(),
                 "{what}: retain changes {}",
                 change.target
             );
             assert_eq!(change.target.uid, r.uid);
             assert_eq!(change.target.resource_version, r.resource_version);
             for e in &change.edits {
-                assert!([DAILY, WEEKLY, MONTHLY, DELETE_AFTER].contains(&e.label.as_str()));
-                assert!(e.to.is_none());
+                assert!([DAILY, WEEKLY, MONTHLY].contains(&e.label.as_str()), "{what}");
                 assert_eq!(e.from.as_ref(), r.labels.get(&e.label), "{what}");
+                let Some(to) = &e.to else { continue };
+                assert!(
+                    r.state.is_ready()
+                        && !r.has_period_label()
+                        && !r.labels.contains_key(DELETE_AFTER),
+                    "{what}: claims for {}",
+                    r.name
+                );
+                let group = &groups_before[&(r.namespace.clone(), r.pvc.clone())];
+                let holders = claim_holders(group.iter().copied(), &r.name, None);
+                let free = crate::labels::period_labels(&claim_periods(
+                    r.time.unwrap().with_timezone(&now.timezone()),
+                    &holders,
+                ));
+                assert_eq!(free.get(&e.label), Some(to), "{what}: {} claims {to}", r.name);
             }
         }
         let mut after_retain = records.to_vec();
         retain.apply_to(&mut after_retain);
         for (before, after) in records.iter().zip(&after_retain) {
-            if before.is_pinned() || !is_dwm(before) {
-                assert_eq!(
-                    before.labels, after.labels,
-                    "{what}: {} changed",
-                    before.name
-                );
+            let others = |r: &SnapshotRecord| {
+                let mut l = r.labels.clone();
+                l.retain(|k, _| ![DAILY, WEEKLY, MONTHLY].contains(&k.as_str()));
+                l
+            };
+            assert_eq!(others(before), others(after), "{what}: {}", before.name);
+            if before.is_pinned() || !is_dwm(before) || before.state.is_terminating() {
+                assert_eq!(before.labels, after.labels, "{what}: {} changed", before.name);
+            }
+            if before.state.is_pending() {
+                assert_eq!(before.labels, after.labels, "{what}: pending {}", before.name);
+            }
+            if before.state.is_failed() && is_dwm(before) && !before.is_pinned() {
+                assert!(!after.has_period_label(), "{what}: failed {}", before.name);
             }
         }
 
-        // Per PVC and class: the ready carriers that keep the label are exactly the N newest
-        // ones (plus the newest ready snapshot if it keeps its last label against the policy);
-        // failed ones keep none; pending ones keep theirs.
-        let groups_before = by_group(records);
+        // Per PVC and class: no more ready carriers than the policy keeps (plus the newest ready
+        // one keeping its last label), and a ready snapshot only loses a label to newer ones.
         let groups_after = by_group(&after_retain);
-        for (key, before) in &groups_before {
-            let after = &groups_after[key];
+        for (key, after) in &groups_after {
             let protected = newest_ready.get(key);
+            let live_ready: Vec<&&SnapshotRecord> = after
+                .iter()
+                .filter(|r| r.state.is_ready() && !r.is_pinned() && is_dwm(r))
+                .collect();
             for class in Class::ALL {
                 let keep = class.keep(policy);
-                let mut nth = 0;
-                let mut labelled_ready = 0;
-                for (b, a) in before.iter().zip(after) {
-                    assert_eq!(b.name, a.name);
-                    if b.is_pinned() || !is_dwm(b) {
-                        continue;
-                    }
-                    let had = b.labels.contains_key(class.key());
-                    let has = a.labels.contains_key(class.key());
-                    match b.readiness {
-                        Readiness::Pending => assert_eq!(had, has, "{what}: pending {}", b.name),
-                        Readiness::Failed(_) => {
-                            assert!(!has, "{what}: failed {} keeps {}", b.name, class.name())
-                        }
-                        Readiness::Ready => {
-                            if had {
-                                nth += 1;
-                            }
-                            let rescued = protected == Some(&b.name) && nth > keep;
-                            if has {
-                                labelled_ready += 1;
-                            }
-                            assert_eq!(
-                                has,
-                                had && (nth <= keep || rescued && has),
-                                "{what}: {} {}",
-                                b.name,
-                                class.name()
-                            );
-                            if rescued && has {
-                                labelled_ready -= 1;
-                            }
-                        }
-                    }
-                }
+                let carriers: Vec<&str> = live_ready
+                    .iter()
+                    .filter(|r| r.labels.contains_key(class.key()))
+                    .map(|r| r.name.as_str())
+                    .collect();
+                let rescued = usize::from(
+                    carriers.len() > keep
+                        && protected.is_some_and(|p| carriers.contains(&p.as_str())),
+                );
                 assert!(
-                    labelled_ready <= keep,
-                    "{what}: {labelled_ready} {} labels in {key:?}",
+                    carriers.len() <= keep + rescued,
+                    "{what}: {} {} labels in {key:?}",
+                    carriers.len(),
                     class.name()
                 );
+                for (i, r) in live_ready.iter().enumerate() {
+                    let b = index.get(&r.target());
+                    if b.labels.contains_key(class.key()) && !r.labels.contains_key(class.key()) {
+                        let newer = live_ready[..i]
+                            .iter()
+                            .filter(|n| n.labels.contains_key(class.key()))
+                            .count();
+                        assert!(newer >= keep, "{what}: {} lost {}", r.name, class.name());
+                    }
+                }
             }
             // The newest ready snapshot never loses its last period label.
             if let Some(name) = protected {
-                let b = before.iter().find(|r| &r.name == name).unwrap();
+                let b = index.get(&after.iter().find(|r| &r.name == name).unwrap().target());
                 let a = after.iter().find(|r| &r.name == name).unwrap();
-                if b.has_period_label() && is_dwm(b) {
+                if b.has_period_label() && is_dwm(b) && !b.is_pinned() {
                     assert!(
                         a.has_period_label(),
                         "{what}: newest ready {name} lost its last label"
@@ -2725,6 +3055,14 @@ mod tests {
                 }
             }
         }
+        // The brake counts snapshots that lose their last period label.
+        let stripped = records
+            .iter()
+            .zip(&after_retain)
+            .filter(|(b, a)| b.has_period_label() && !a.has_period_label())
+            .count();
+        assert_eq!(retain.counts.stripped, stripped, "{what}");
+        assert_eq!(retain.braked, stripped > policy.max_deletions, "{what}");
 
         // mark-and-delete: never deletes what must be kept.
         let sweep = plan_mark_and_delete(&after_retain, now, policy);
@@ -2732,6 +3070,7 @@ mod tests {
         for d in &sweep.deletions {
             let r = index.get(&d.target);
             assert!(!r.is_pinned(), "{what}: deletes pinned {}", r.name);
+            assert!(!r.state.is_terminating(), "{what}: deletes terminating {}", r.name);
             assert!(
                 r.labels.contains_key(RETAIN),
                 "{what}: deletes unretained {}",
@@ -2739,29 +3078,24 @@ mod tests {
             );
             let date = parse_daily(&r.labels[DELETE_AFTER]).expect("valid delete-after");
             assert!(date < today, "{what}: {} not due", r.name);
-            assert!(
-                !(is_dwm(r) && r.has_period_label()),
-                "{what}: deletes labelled {}",
-                r.name
-            );
             assert_eq!(d.bound_content, r.bound_content);
             assert_eq!(d.target.uid, r.uid);
         }
         for m in &sweep.marks {
             let r = index.get(&m.target);
             assert!(
-                is_dwm(r)
-                    && !r.is_pinned()
-                    && !r.has_period_label()
-                    && !r.labels.contains_key(DELETE_AFTER)
+                is_dwm(r) && !r.is_pinned() && !r.labels.contains_key(DELETE_AFTER),
+                "{what}: marks {}",
+                r.name
             );
-            assert_ne!(r.readiness, Readiness::Pending);
+            assert!(
+                r.state.is_failed() || (r.state.is_ready() && !r.has_period_label()),
+                "{what}: marks {} ({})",
+                r.name,
+                r.state
+            );
             assert_eq!(m.edits[0].to.as_deref(), Some(format_date(today).as_str()));
         }
-        assert!(
-            sweep.unmarks.is_empty(),
-            "{what}: retain already removed stale dates"
-        );
         // The brake triggers exactly above the maximum.
         assert_eq!(
             sweep.braked,
@@ -2788,7 +3122,11 @@ mod tests {
         sweep.apply_to(&mut after_sweep);
         let left: HashSet<&str> = after_sweep.iter().map(|r| r.name.as_str()).collect();
         for r in records {
-            if r.is_pinned() || !r.labels.contains_key(RETAIN) || sweep.braked {
+            if r.is_pinned()
+                || !r.labels.contains_key(RETAIN)
+                || sweep.braked
+                || r.state.is_terminating()
+            {
                 assert!(left.contains(r.name.as_str()), "{what}: {} is gone", r.name);
             }
         }
@@ -2801,14 +3139,35 @@ mod tests {
             }
         }
 
+        // prune is the two steps in one plan: the same outcome, one patch per snapshot.
+        let prune = plan_prune(records, now, policy);
+        assert_eq!(prune.braked, retain.braked || sweep.braked, "{what}");
+        let mut pruned = records.to_vec();
+        prune.apply_to(&mut pruned);
+        if prune.braked {
+            assert_eq!(pruned, records, "{what}: a braked prune changes nothing");
+        } else {
+            assert_eq!(pruned, after_sweep, "{what}: prune differs from the two steps");
+        }
+        let patched: HashSet<&str> = prune
+            .changes
+            .iter()
+            .map(|c| c.target.name.as_str())
+            .collect();
+        assert_eq!(patched.len(), prune.changes.len(), "{what}: one patch each");
+        let two_step: HashSet<&str> = retain
+            .changes
+            .iter()
+            .chain(&sweep.marks)
+            .map(|c| c.target.name.as_str())
+            .collect();
+        assert_eq!(patched, two_step, "{what}");
+
         // A second run plans nothing new.
         let retain2 = plan_retain(&after_sweep, now, policy);
         assert!(retain2.is_empty(), "{what}: second retain: {retain2}");
         let sweep2 = plan_mark_and_delete(&after_sweep, now, policy);
-        assert!(
-            sweep2.marks.is_empty() && sweep2.unmarks.is_empty(),
-            "{what}: second sweep: {sweep2}"
-        );
+        assert!(sweep2.marks.is_empty(), "{what}: second sweep: {sweep2}");
         if sweep.braked {
             assert_eq!(sweep2.deletions, sweep.deletions, "{what}");
         } else {
@@ -2831,7 +3190,8 @@ mod tests {
             seen.pending_kept += retain.counts.pending_kept;
             seen.protected_last_ready += retain.counts.protected_last_ready;
             seen.pinned += retain.counts.pinned;
-            seen.unmarked += retain.counts.unmarked;
+            seen.claimed += retain.counts.claimed;
+            seen.terminating += retain.counts.terminating;
             let mut after = h.records.clone();
             retain.apply_to(&mut after);
             let sweep = plan_mark_and_delete(&after, h.now, &h.policy);
@@ -2843,7 +3203,10 @@ mod tests {
             seen.pending_kept > 0 && seen.protected_last_ready > 0,
             "{seen:?}"
         );
-        assert!(seen.pinned > 0 && seen.unmarked > 0, "{seen:?}");
+        assert!(
+            seen.pinned > 0 && seen.claimed > 0 && seen.terminating > 0,
+            "{seen:?}"
+        );
         assert!(
             deletions > 0 && braked > 0 && braked < 30,
             "{deletions} {braked}"
@@ -2869,7 +3232,7 @@ mod tests {
     /// The day, ISO week and month a snapshot claimed (each only if it did).
     type Claimed = (Option<NaiveDate>, Option<Week>, Option<Month>);
 
-    /// Runs the pruner (retain, then mark-and-delete) every night at 00:30 Vienna and backs up
+    /// Runs the pruner (`prune`, i.e. retain then mark-and-delete) every night at 00:30 Vienna and backs up
     /// each PVC once a day with our own claim, from November 2025 (ISO week 1 of 2026 starts on
     /// Dec 29) through week 53 of 2026 to March 2027, across four DST switches.
     fn simulate(seed: u64, hand_edits: bool) {
@@ -2881,8 +3244,8 @@ mod tests {
         let pvcs = [("shop", "data"), ("shop", "uploads"), ("blog", "data")];
         let mut records: Vec<SnapshotRecord> = Vec::new();
         let mut pinned: Vec<String> = Vec::new();
-        // Per PVC: the periods each snapshot claimed, in order.
-        let mut claimed: BTreeMap<GroupKey, Vec<Claimed>> = BTreeMap::new();
+        // Per PVC: the periods each snapshot claimed (in create, or later in retain), by time.
+        let mut claimed: BTreeMap<GroupKey, BTreeMap<DateTime<Utc>, Claimed>> = BTreeMap::new();
         let mut counter = 0;
         let start = NaiveDate::from_ymd_opt(2025, 11, 1).unwrap();
         let end = NaiveDate::from_ymd_opt(2027, 3, 15).unwrap();
@@ -2893,11 +3256,28 @@ mod tests {
             let what = format!("seed {seed} on {date}");
             check_properties(&records, now, &policy, &what);
             let newest = newest_ready_names(&records);
-            let retain = plan_retain(&records, now, &policy);
-            retain.apply_to(&mut records);
-            let sweep = plan_mark_and_delete(&records, now, &policy);
-            assert!(!sweep.braked, "{what}: {sweep}");
-            sweep.apply_to(&mut records);
+            let prune = plan_prune(&records, now, &policy);
+            assert!(!prune.braked, "{what}: {prune}");
+            // Late claims: a snapshot that became ready after its backup gave up on it.
+            for change in &prune.changes {
+                for e in change.edits.iter().filter(|e| e.from.is_none()) {
+                    let r = records.iter().find(|r| r.name == change.target.name).unwrap();
+                    let t = r.time.unwrap();
+                    let day = t.with_timezone(&Vienna).date_naive();
+                    let c = claimed
+                        .entry((r.namespace.clone(), r.pvc.clone()))
+                        .or_default()
+                        .entry(t)
+                        .or_default();
+                    match e.label.as_str() {
+                        DAILY => c.0 = Some(day),
+                        WEEKLY => c.1 = Some(Week::of(day)),
+                        MONTHLY => c.2 = Some(Month::of(day)),
+                        _ => {}
+                    }
+                }
+            }
+            prune.apply_to(&mut records);
             for name in newest.values().chain(&pinned) {
                 assert!(
                     records.iter().any(|r| &r.name == name),
@@ -2917,8 +3297,8 @@ mod tests {
 
             // Pending snapshots of yesterday are ready now (their backup gave up on them: no labels).
             for r in &mut records {
-                if r.readiness == Readiness::Pending {
-                    r.readiness = Readiness::Ready;
+                if r.state.is_pending() {
+                    r.state = SnapshotState::Ready { warning: None };
                 }
             }
             if hand_edits && !records.is_empty() {
@@ -2953,17 +3333,19 @@ mod tests {
                 let t = generate::local(date, h, m)
                     .unwrap_or_else(|| generate::local(date, 3, 30).unwrap());
                 counter += 1;
-                let readiness = match rng.random_range(0..100) {
-                    0..4 => Readiness::Failed("sim".into()),
-                    4..7 => Readiness::Pending,
-                    _ => Readiness::Ready,
+                let state = match rng.random_range(0..100) {
+                    0..4 => SnapshotState::Failed {
+                        error: Some("sim".into()),
+                    },
+                    4..7 => SnapshotState::Pending { error: None },
+                    _ => SnapshotState::Ready { warning: None },
                 };
                 let mut rec = Rec::new(ns, pvc)
                     .at_time(t.with_timezone(&Utc))
                     .name(&format!("{pvc}-{counter:05}"))
                     .build();
-                rec.readiness = readiness.clone();
-                if readiness == Readiness::Ready {
+                rec.state = state.clone();
+                if state.is_ready() {
                     let existing: Vec<ExistingSnapshot> = records
                         .iter()
                         .filter(|r| r.namespace == ns && r.pvc == pvc)
@@ -2975,11 +3357,14 @@ mod tests {
                         claimed
                             .entry((ns.to_owned(), pvc.to_owned()))
                             .or_default()
-                            .push((
-                                claim.daily.as_ref().map(|_| day),
-                                claim.weekly.as_ref().map(|_| Week::of(day)),
-                                claim.monthly.as_ref().map(|_| Month::of(day)),
-                            ));
+                            .insert(
+                                t.with_timezone(&Utc),
+                                (
+                                    claim.daily.as_ref().map(|_| day),
+                                    claim.weekly.as_ref().map(|_| Week::of(day)),
+                                    claim.monthly.as_ref().map(|_| Month::of(day)),
+                                ),
+                            );
                     }
                     rec.labels.extend(crate::labels::period_labels(&claim));
                 }
@@ -2993,9 +3378,7 @@ mod tests {
         }
         // A last pruner run after the last backups.
         let now = generate::local(date, 0, 30).unwrap();
-        let retain = plan_retain(&records, now, &policy);
-        retain.apply_to(&mut records);
-        plan_mark_and_delete(&records, now, &policy).apply_to(&mut records);
+        plan_prune(&records, now, &policy).apply_to(&mut records);
         // Calendar-true GFS: the labels left are those of the 7 newest days, 4 newest ISO weeks
         // and 12 newest months that had a good backup — across week 53 and year ends.
         let tz = Vienna;
@@ -3009,6 +3392,7 @@ mod tests {
                     .map(|r| r.time.unwrap().with_timezone(&tz).date_naive())
                     .collect()
             };
+            let claims: Vec<&Claimed> = claims.values().collect();
             let days: BTreeSet<NaiveDate> =
                 claims.iter().filter_map(|c| c.0).rev().take(7).collect();
             assert_eq!(carriers(DAILY), days, "{key:?}");
