@@ -81,6 +81,8 @@ pub enum Command {
     Create(Box<CreateArgs>),
     /// Print the effective settings (secrets redacted) and exit.
     Env(Box<CreateArgs>),
+    /// Retain, mark and sweep as one plan in one pass: what the chart's pruner runs.
+    Prune(PruneArgs),
     /// Keep the daily/weekly/monthly labels on the newest N ready snapshots of each PVC and
     /// remove them from the rest.
     Retain(RetainArgs),
@@ -156,9 +158,23 @@ pub struct RetainArgs {
     /// Ready snapshots per PVC that keep their monthly label.
     #[arg(long, env = "RETAIN_LAST_MONTHLY")]
     pub retain_last_monthly: Option<String>,
+    /// Brake: a run in which more snapshots would lose their last period label (and so be
+    /// marked for deletion) than this changes nothing and fails.
+    #[arg(long, env = "BAK_MAX_DELETIONS")]
+    pub max_deletions: Option<String>,
     /// Time zone of the dates in the plan (IANA name; default: `TZ`, else UTC).
     #[arg(long = "tz", env = "BAK_TZ")]
     pub tz: Option<String>,
+}
+
+/// `prune`: `retain`'s options, plus the sweep's.
+#[derive(Debug, Default, Clone, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub retain: RetainArgs,
+    /// Also delete the newest ready snapshot of a PVC once its delete-after day has passed.
+    #[arg(long, env = "BAK_ALLOW_DELETING_LAST_READY", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_deleting_last_ready: Option<String>,
 }
 
 /// `mark-and-delete`.

@@ -52,13 +52,11 @@ impl SnapshotState {
         SnapshotState::from_parts(
             vs.metadata.deletion_timestamp.is_some(),
             status.and_then(|s| s.ready_to_use) == Some(true),
-            status
-                .and_then(|s| s.error.as_ref())
-                .map(|e| {
-                    e.message
-                        .clone()
-                        .unwrap_or_else(|| "the snapshot controller reported an error".into())
-                }),
+            status.and_then(|s| s.error.as_ref()).map(|e| {
+                e.message
+                    .clone()
+                    .unwrap_or_else(|| "the snapshot controller reported an error".into())
+            }),
             created,
             now,
         )

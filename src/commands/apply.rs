@@ -9,7 +9,7 @@
 //! the other snapshots as listed, and the fresh decision is applied (or nothing, if the change
 //! settled it). A per-item failure is logged, counted and reported; it never stops the run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde::Serialize;
@@ -121,6 +121,39 @@ impl ContentInfo {
 
 /// The contents the deletions are bound to, by name; `None` when they could not be listed.
 pub type Contents = Option<HashMap<String, ContentInfo>>;
+
+/// The contents the deletions are bound to, from one paged LIST of contents (`None` if it
+/// failed; no request when no due snapshot is bound).
+pub async fn bound_contents(requests: &Requests, deletions: &[Deletion]) -> Contents {
+    let wanted: HashSet<&str> = deletions
+        .iter()
+        .filter_map(|d| d.bound_content.as_deref())
+        .collect();
+    let mut found = HashMap::new();
+    if wanted.is_empty() {
+        return Some(found);
+    }
+    let listed = super::gather::contents(requests, |c| {
+        if let Some(name) = c.metadata.name.as_deref().filter(|n| wanted.contains(n)) {
+            found.insert(name.to_owned(), ContentInfo::from_content(&c));
+        }
+    })
+    .await;
+    match listed {
+        Ok(pages) => {
+            tracing::info!(
+                "{} of {} bound contents found ({pages} LIST pages)",
+                found.len(),
+                wanted.len()
+            );
+            Some(found)
+        }
+        Err(e) => {
+            tracing::error!("{e}; bound snapshots are not deleted in this run");
+            None
+        }
+    }
+}
 
 /// `backup-ns.sh/daily- backup-ns.sh/delete-after=2025-01-08`: the edits as `kubectl label`
 /// arguments.
@@ -434,16 +467,33 @@ impl<'a> Applier<'a> {
                     return;
                 }
                 Sent::Gone => return self.gone(&target),
-                Sent::Failed(e) => return self.fail(&target, "delete", e),
+                Sent::Failed(e) => return self.kept(&target, content, e).await,
                 Sent::Conflict => match self.replan(&target, "delete", replan).await {
                     Ok(Some(next)) => target = next.target,
                     Ok(None) => return self.restore(&target, content).await,
-                    Err(()) => return,
+                    // Failed or gone: counted. A failed re-read leaves the snapshot, so its
+                    // content must not stay switched.
+                    Err(()) => return self.restore(&target, content).await,
                 },
             }
         }
         let e = format!("still conflicting after {MAX_REPLANS} re-plans");
-        self.fail(&target, "delete", e);
+        self.kept(&target, content, e).await;
+    }
+
+    /// The delete failed and the snapshot survives: its content gets its old `deletionPolicy`
+    /// back (a content left on `Delete` would take the storage along whenever the snapshot is
+    /// deleted later, by anyone), and the failure says so.
+    async fn kept(&mut self, target: &Target, content: Option<(String, String)>, error: String) {
+        let error = match &content {
+            Some((name, old)) => format!(
+                "{error}; the snapshot is kept, deletionPolicy={old} is restored on \
+                 volumesnapshotcontent {name}"
+            ),
+            None => error,
+        };
+        self.fail(target, "delete", error);
+        self.restore(target, content).await;
     }
 
     /// The re-plan kept a snapshot whose content was already switched to `Delete`: switch it

@@ -301,16 +301,19 @@ mod tests {
     }
 
     fn row(ns: &str, pvc: &str, name: &str, time: &str) -> Row {
-        Row::from_snapshot(&snapshot(serde_json::json!({
-            "apiVersion": "snapshot.storage.k8s.io/v1",
-            "kind": "VolumeSnapshot",
-            "metadata": { "name": name, "namespace": ns, "labels": {
-                "backup-ns.sh/pvc": pvc, "backup-ns.sh/retain": "daily_weekly_monthly",
-                "backup-ns.sh/type": "cronjob",
-            }},
-            "spec": { "source": { "persistentVolumeClaimName": pvc } },
-            "status": { "readyToUse": true, "creationTime": time, "restoreSize": "1Gi" },
-        })), t("2030-01-01T00:00:00Z"))
+        Row::from_snapshot(
+            &snapshot(serde_json::json!({
+                "apiVersion": "snapshot.storage.k8s.io/v1",
+                "kind": "VolumeSnapshot",
+                "metadata": { "name": name, "namespace": ns, "labels": {
+                    "backup-ns.sh/pvc": pvc, "backup-ns.sh/retain": "daily_weekly_monthly",
+                    "backup-ns.sh/type": "cronjob",
+                }},
+                "spec": { "source": { "persistentVolumeClaimName": pvc } },
+                "status": { "readyToUse": true, "creationTime": time, "restoreSize": "1Gi" },
+            })),
+            t("2030-01-01T00:00:00Z"),
+        )
     }
 
     #[test]

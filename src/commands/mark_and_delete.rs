@@ -10,16 +10,13 @@
 //! `--max-deletions` is *braked*: it is printed, its marks are applied (they only date a later
 //! deletion), nothing is deleted, and the run fails.
 
-use std::collections::{HashMap, HashSet};
-
 use chrono::Utc;
 
 use crate::cli::{MarkAndDeleteArgs, OutputFormat};
-use crate::retention::{plan_mark_and_delete, Deletion, LabelChange, SnapshotRecord, SweepPlan};
+use crate::retention::{plan_mark_and_delete, Deletion, LabelChange, SnapshotRecord};
 use crate::ExitStatus;
 
-use super::api::Requests;
-use super::apply::{Applier, ContentInfo, Contents, RunOutput};
+use super::apply::{bound_contents, Applier, RunOutput};
 use super::gather;
 use super::options::SweepOptions;
 use super::report_error;
@@ -83,7 +80,7 @@ pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitS
             println!("{plan}");
         }
     } else if !plan.deletions.is_empty() {
-        let contents = bound_contents(&requests, &plan).await;
+        let contents = bound_contents(&requests, &plan.deletions).await;
         // The group's own plan may brake; the run's did not, so its deletions stand.
         let replan_deletion = |group: &[SnapshotRecord], name: &str| -> Option<Deletion> {
             plan_mark_and_delete(group, now, policy)
@@ -113,38 +110,4 @@ pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitS
         return ExitStatus::Failure;
     }
     braked_status
-}
-
-/// The contents bound to the planned deletions, from one paged LIST of contents (`None` if it
-/// failed; no request when no due snapshot is bound).
-async fn bound_contents(requests: &Requests, plan: &SweepPlan) -> Contents {
-    let wanted: HashSet<&str> = plan
-        .deletions
-        .iter()
-        .filter_map(|d| d.bound_content.as_deref())
-        .collect();
-    let mut found = HashMap::new();
-    if wanted.is_empty() {
-        return Some(found);
-    }
-    let listed = gather::contents(requests, |c| {
-        if let Some(name) = c.metadata.name.as_deref().filter(|n| wanted.contains(n)) {
-            found.insert(name.to_owned(), ContentInfo::from_content(&c));
-        }
-    })
-    .await;
-    match listed {
-        Ok(pages) => {
-            tracing::info!(
-                "{} of {} bound contents found ({pages} LIST pages)",
-                found.len(),
-                wanted.len()
-            );
-            Some(found)
-        }
-        Err(e) => {
-            tracing::error!("{e}; bound snapshots are not deleted in this run");
-            None
-        }
-    }
 }

@@ -19,6 +19,7 @@ pub mod gather;
 pub mod list;
 pub mod mark_and_delete;
 pub mod options;
+pub mod prune;
 pub mod ratelimit;
 pub mod retain;
 pub mod sync_labels;
@@ -34,6 +35,7 @@ pub async fn run(command: Command, global: &GlobalArgs) -> ExitStatus {
             Ok(output) => create::main(&args, output).await,
             Err(e) => report_error(&e),
         },
+        Command::Prune(args) => prune::main(&args, global.output).await,
         Command::Retain(args) => retain::main(&args, global.output).await,
         Command::MarkAndDelete(args) => mark_and_delete::main(&args, global.output).await,
         Command::List(args) => list::main(&args, global.output).await,

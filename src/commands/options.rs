@@ -6,7 +6,8 @@
 use chrono_tz::Tz;
 
 use crate::cli::{
-    ApiArgs, DeleteArgs, ListArgs, MarkAndDeleteArgs, RetainArgs, ScopeArgs, SyncLabelsArgs,
+    ApiArgs, DeleteArgs, ListArgs, MarkAndDeleteArgs, PruneArgs, RetainArgs, ScopeArgs,
+    SyncLabelsArgs,
 };
 use crate::labels;
 use crate::retention::{
@@ -42,6 +43,12 @@ fn scope(a: &ScopeArgs) -> Result<Option<String>> {
 
 fn dry_run(value: &Option<String>) -> Result<bool> {
     Raw::new("BAK_DRY_RUN", "--dry-run", value).bool_or(false)
+}
+
+/// The brake of `retain`, `mark-and-delete` and `prune`.
+fn max_deletions(value: &Option<String>) -> Result<usize> {
+    Raw::new("BAK_MAX_DELETIONS", "--max-deletions", value)
+        .count_or(DEFAULT_MAX_DELETIONS, 10_000_000)
 }
 
 /// The time zone of dates, from `--tz`/`BAK_TZ`, else `TZ`, else UTC.
@@ -82,6 +89,7 @@ impl RetainOptions {
                 &a.retain_last_monthly,
             )
             .count_or(DEFAULT_KEEP_MONTHLY, MAX)?,
+            max_deletions: max_deletions(&a.max_deletions)?,
             ..Policy::default()
         };
         Ok(RetainOptions {
@@ -108,8 +116,7 @@ pub struct SweepOptions {
 impl SweepOptions {
     pub fn from_args(a: &MarkAndDeleteArgs, tz_env: Option<&str>) -> Result<SweepOptions> {
         let policy = Policy {
-            max_deletions: Raw::new("BAK_MAX_DELETIONS", "--max-deletions", &a.max_deletions)
-                .count_or(DEFAULT_MAX_DELETIONS, 10_000_000)?,
+            max_deletions: max_deletions(&a.max_deletions)?,
             allow_deleting_last_ready: Raw::new(
                 "BAK_ALLOW_DELETING_LAST_READY",
                 "--allow-deleting-last-ready",
@@ -125,6 +132,20 @@ impl SweepOptions {
             policy,
             tz: tz(&a.tz, tz_env)?,
         })
+    }
+}
+
+impl RetainOptions {
+    /// Options of `prune`: `retain`'s, with the sweep's `--allow-deleting-last-ready`.
+    pub fn for_prune(a: &PruneArgs, tz_env: Option<&str>) -> Result<RetainOptions> {
+        let mut o = RetainOptions::from_args(&a.retain, tz_env)?;
+        o.policy.allow_deleting_last_ready = Raw::new(
+            "BAK_ALLOW_DELETING_LAST_READY",
+            "--allow-deleting-last-ready",
+            &a.allow_deleting_last_ready,
+        )
+        .bool_or(false)?;
+        Ok(o)
     }
 }
 

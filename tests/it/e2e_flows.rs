@@ -334,7 +334,11 @@ fn check_adhoc_snapshot(run: &Adhoc) -> &VolumeSnapshot {
     );
     let vs = &run.snapshots[0];
     let name = vs.metadata.name.clone().unwrap_or_default();
-    assert!(vs.state(chrono::Utc::now()).is_ready(), "{name}: {:?}", vs.status);
+    assert!(
+        vs.state(chrono::Utc::now()).is_ready(),
+        "{name}: {:?}",
+        vs.status
+    );
     assert_eq!(
         vs.spec.source.persistent_volume_claim_name.as_deref(),
         Some(pvc.as_str())

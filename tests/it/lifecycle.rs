@@ -379,11 +379,11 @@ async fn lifecycle_dry_runs_print_the_plan_and_write_nothing() {
     assert_eq!(r.code, 0, "{r:?}");
     for name in ["shop/d3", "shop/w15", "shop/m40"] {
         assert!(
-            r.stdout.contains(&format!("would unlabel {name}: remove")),
+            r.stdout.contains(&format!("would relabel {name}: remove")),
             "{name}: {r:?}"
         );
     }
-    assert!(!r.stdout.contains("would unlabel shop/d2"), "{r:?}");
+    assert!(!r.stdout.contains("would relabel shop/d2"), "{r:?}");
 
     // A dry-run sweep sees the labels retain has not removed: nothing new to mark.
     let r = run(&c, &["mark-and-delete", "--dry-run", "-o", "json"]);
@@ -783,7 +783,10 @@ async fn lifecycle_lists_are_paged() {
             .unbound()
             .seed(&c.emu);
     }
-    let r = run(&c, &retain_args(&["--dry-run", "-o", "json"]));
+    let r = run(
+        &c,
+        &retain_args(&["--dry-run", "-o", "json", "--max-deletions", "5000"]),
+    );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.json()["plan"]["counts"]["snapshots"], 1203);
     let queries: Vec<String> = c.emu.requests().into_iter().map(|r| r.query).collect();
@@ -1230,4 +1233,255 @@ async fn lifecycle_compatible_with_snapshots_labelled_by_the_original() {
         unlabelled > 20,
         "most old nightlies lost every label and were marked: {unlabelled}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// prune: retain, mark and sweep as one plan in one pass (issue 7 D)
+
+fn prune_args(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut a = vec!["prune"];
+    a.extend(KEEP);
+    a.extend(extra);
+    a
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_prune_is_retain_and_mark_and_delete_in_one_pass() {
+    // The same history, once through the old pair and once through prune.
+    let pair = cluster().await;
+    let one = cluster().await;
+    let snaps = with_policy("Delete", history());
+    seed_all(&pair.emu, &snaps);
+    seed_all(&one.emu, &snaps);
+    assert_eq!(run(&pair, &retain_args(&[])).code, 0);
+    assert_eq!(run(&pair, &["mark-and-delete"]).code, 0);
+    let pair_requests = pair.emu.requests().len();
+
+    let r = run(&one, &prune_args(&["-o", "json"]));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        existing(&one.emu),
+        existing(&pair.emu),
+        "the same snapshots are left"
+    );
+    for name in existing(&one.emu) {
+        let (ns, n) = name.split_once('/').unwrap();
+        let mut got = labels_of(&one.emu, ns, n);
+        let mut want = labels_of(&pair.emu, ns, n);
+        // Marks carry the run's date; both runs were today.
+        got.remove(DELETE_AFTER).zip(want.remove(DELETE_AFTER));
+        assert_eq!(got, want, "{name}");
+    }
+    for name in MARKED {
+        let (ns, n) = name.split_once('/').unwrap();
+        assert!(
+            labels_of(&one.emu, ns, n).contains_key(DELETE_AFTER),
+            "{name}"
+        );
+    }
+    // One LIST of snapshots, one of contents, ONE patch per changed snapshot (its strip and its
+    // mark together), a content patch and a DELETE per deletion; no GET.
+    let result = &r.json()["result"];
+    assert_eq!(result["patched"], 3, "{result}");
+    assert_eq!(result["deleted"], 4, "{result}");
+    assert_eq!(one.emu.count(Verb::List, "volumesnapshots"), 1);
+    assert_eq!(one.emu.count(Verb::List, "volumesnapshotcontents"), 1);
+    assert_eq!(one.emu.count(Verb::Patch, "volumesnapshots"), 3);
+    assert_eq!(one.emu.count(Verb::Patch, "volumesnapshotcontents"), 2);
+    assert_eq!(one.emu.count(Verb::Delete, "volumesnapshots"), 4);
+    assert_eq!(one.emu.count(Verb::Get, "volumesnapshots"), 0);
+    let requests = one.emu.requests().len();
+    assert_eq!(requests, 1 + 1 + 3 + 2 + 4);
+    assert!(requests < pair_requests, "{requests} vs {pair_requests}");
+    // A second run has nothing to do.
+    one.emu.clear_requests();
+    let r = run(&one, &prune_args(&[]));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(writes(&one.emu), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_prune_dry_run_previews_the_whole_outcome() {
+    let c = cluster().await;
+    seed_all(&c.emu, &history());
+    let before = c.emu.list("volumesnapshots", None);
+    let r = run(&c, &prune_args(&["--dry-run", "-o", "json"]));
+    assert_eq!(r.code, 0, "{r:?}");
+    let out = r.json();
+    assert_eq!(out["command"], "prune");
+    assert_eq!(out["dryRun"], true);
+    assert_eq!(names(&out["plan"]["deletions"]), set(&DUE));
+    // The marks of the snapshots retain strips show, in the same patch as the strip.
+    let marked: BTreeSet<String> = out["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["edits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["label"] == DELETE_AFTER && e["to"].is_string())
+        })
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["namespace"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(marked, set(&MARKED), "{out}");
+    let r = run(&c, &prune_args(&["--dry-run"]));
+    assert!(
+        r.stdout
+            .contains("would relabel shop/d3: remove backup-ns.sh/daily="),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("would delete shop/old1"), "{r:?}");
+    assert_eq!(
+        writes(&c.emu),
+        Vec::<String>::new(),
+        "a dry run writes nothing"
+    );
+    assert_eq!(c.emu.list("volumesnapshots", None), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_prune_brake_changes_nothing_and_fails() {
+    let c = cluster().await;
+    seed_all(&c.emu, &history());
+    let before = c.emu.list("volumesnapshots", None);
+    let r = run(&c, &prune_args(&["--max-deletions", "3"]));
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("BRAKE: 4 deletions"), "{r:?}");
+    assert_eq!(writes(&c.emu), Vec::<String>::new());
+    assert_eq!(c.emu.list("volumesnapshots", None), before);
+}
+
+/// Issue 7 C14: `retain` brakes like deletions.
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_retain_brakes_instead_of_stripping_everything() {
+    let c = cluster().await;
+    seed_all(&c.emu, &history());
+    let before = c.emu.list("volumesnapshots", None);
+    let r = run(
+        &c,
+        &[
+            "retain",
+            "--retain-last-daily",
+            "0",
+            "--retain-last-weekly",
+            "0",
+            "--retain-last-monthly",
+            "0",
+            "--max-deletions",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("BRAKE: "), "{r:?}");
+    assert!(r.stderr.contains("BAK_MAX_DELETIONS"), "{r:?}");
+    assert_eq!(writes(&c.emu), Vec::<String>::new());
+    assert_eq!(c.emu.list("volumesnapshots", None), before);
+}
+
+/// Issue 7 C4: one snapshot whose patch keeps failing does not stop the deletions.
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_prune_isolates_a_failing_patch_from_the_deletions() {
+    let c = cluster().await;
+    seed_all(&c.emu, &history());
+    c.emu.inject(
+        Fault::on("PATCH", "/namespaces/shop/volumesnapshots/d3")
+            .always()
+            .status(500),
+    );
+    let r = run(&c, &prune_args(&["-o", "json"]));
+    assert_eq!(r.code, 1, "{r:?}");
+    let result = &r.json()["result"];
+    assert_eq!(result["failed"], 1, "{result}");
+    assert_eq!(result["failures"][0]["name"], "d3", "{result}");
+    assert_eq!(result["deleted"], 4, "{result}");
+    assert_eq!(result["patched"], 2, "{result}");
+    for d in DUE {
+        let (ns, n) = d.split_once('/').unwrap();
+        assert!(get_vs(&c.emu, ns, n).is_none(), "{d} is deleted");
+    }
+}
+
+/// Issue 7 C5: a DELETE that fails after the content was switched to `Delete` switches it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_failed_delete_restores_the_content_policy() {
+    let c = cluster().await;
+    seed_all(&c.emu, &history());
+    c.emu.inject(
+        Fault::on("DELETE", "/namespaces/shop/volumesnapshots/old1")
+            .always()
+            .status(500),
+    );
+    let r = run(&c, &prune_args(&["-o", "json"]));
+    assert_eq!(r.code, 1, "{r:?}");
+    let result = &r.json()["result"];
+    assert_eq!(result["failures"][0]["name"], "old1", "{result}");
+    let error = result["failures"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "deletionPolicy=Retain is restored on volumesnapshotcontent snapcontent-old1"
+        ),
+        "{result}"
+    );
+    assert!(get_vs(&c.emu, "shop", "old1").is_some());
+    assert_eq!(
+        content_policy(&c.emu, "snapcontent-old1").as_deref(),
+        Some("Retain"),
+        "the surviving snapshot's content is back on Retain"
+    );
+    assert_eq!(result["contentsRestored"], 1, "{result}");
+    // The other deletions went through.
+    assert!(get_vs(&c.emu, "shop", "days1").is_none());
+}
+
+/// Issue 7 B: operators' label edits, as the original's README describes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_operator_delete_after_edits_are_honoured_as_written() {
+    let c = cluster().await;
+    let s = |name: &str, days| Snap::days_ago("shop", "data", name, days);
+    seed_all(
+        &c.emu,
+        &[
+            s("d0", 0).periods(true, true, true),
+            s("d1", 1).periods(true, false, false),
+            s("d2", 2).periods(true, false, false),
+            // Marked by hand although it holds a period label: deleted after that date.
+            s("by-hand", 3)
+                .periods(true, false, false)
+                .label(DELETE_AFTER, &day(-1)),
+            // Its mark moved later by hand; it is about to lose its last label.
+            s("later", 4)
+                .periods(true, false, false)
+                .label(DELETE_AFTER, &day(10)),
+        ],
+    );
+    let r = run(&c, &prune_args(&["-o", "json"]));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(get_vs(&c.emu, "shop", "by-hand").is_none(), "{r:?}");
+    let later = labels_of(&c.emu, "shop", "later");
+    assert!(!later.contains_key(DAILY), "{later:?}");
+    assert_eq!(later[DELETE_AFTER], day(10), "not re-marked with today");
+    // The same with the old pair of commands.
+    let c = cluster().await;
+    seed_all(
+        &c.emu,
+        &[
+            s("d0", 0).periods(true, true, true),
+            s("d1", 1).periods(true, false, false),
+            s("d2", 2).periods(true, false, false),
+            s("later", 4)
+                .periods(true, false, false)
+                .label(DELETE_AFTER, &day(10)),
+        ],
+    );
+    assert_eq!(run(&c, &retain_args(&[])).code, 0);
+    assert_eq!(run(&c, &["mark-and-delete"]).code, 0);
+    assert_eq!(labels_of(&c.emu, "shop", "later")[DELETE_AFTER], day(10));
 }
