@@ -51,7 +51,8 @@ pub struct ExecEnv {
     pub cwd: Option<PathBuf>,
     /// `PATH` for the child; the host's `PATH` when `None`.
     pub path: Option<String>,
-    /// Run the child as this uid/gid (e.g. not as root, for PostgreSQL tools).
+    /// Run the child as this uid/gid (e.g. not as root, for PostgreSQL tools); as the
+    /// emulation's own user (root in CI, like the official database images' exec) when `None`.
     pub uid_gid: Option<(u32, u32)>,
     /// Extra environment, after the pod spec's.
     pub extra_env: Vec<(String, String)>,
