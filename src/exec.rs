@@ -1,10 +1,14 @@
 //! Running a command inside a container over the pod exec WebSocket.
 //!
 //! stdout and stderr are read concurrently (an unread stream stalls the session); stderr lines
-//! are logged as they arrive so a long dump shows its warnings live. stdin carries the secrets
-//! and then stays open for as long as the command runs: the in-pod scripts treat stdin EOF as
-//! "backup-ns is gone" and stop themselves. A timeout drops the connection, which closes stdin
-//! in the container, so the remote pipeline stops too.
+//! are logged as they arrive so a long dump shows its warnings live. Both are decoded lossily:
+//! a byte that is not UTF-8 (a LATIN1 name in a tool's warning) becomes U+FFFD, never an error
+//! that fails a command which succeeded. stdin carries the secrets and then stays open for as
+//! long as the command runs: the in-pod scripts treat stdin EOF as "backup-ns is gone" and stop
+//! themselves, and API servers before 1.30 speak only the v4 exec protocol, which has no way to
+//! close stdin alone: kube closes the whole WebSocket, and the exit status is lost with it. A
+//! timeout drops the connection, which closes stdin in the container, so the remote pipeline
+//! stops too.
 
 use std::time::Duration;
 
@@ -17,7 +21,11 @@ use crate::{Error, Result};
 /// Output kept from one stream; scripts print a few lines, dumps go to files, never to stdout.
 const MAX_CAPTURE: usize = 256 * 1024;
 
-/// What a finished command produced.
+/// A stderr line longer than this is logged in pieces, so a stream without newlines cannot grow
+/// a line buffer without bound.
+const MAX_LINE: usize = 16 * 1024;
+
+/// What a finished command produced; stdout and stderr decoded lossily.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutput {
     pub stdout: String,
@@ -46,8 +54,9 @@ pub struct ExecRequest<'a> {
     pub argv: Vec<String>,
     /// Written to stdin first (secrets travel here, never in argv).
     pub stdin: String,
-    /// Keep stdin open until the command exits (the dump's watchdog); otherwise close it after
-    /// writing `stdin`.
+    /// Keep stdin open until the command exits (the dump's watchdog needs it). `false` closes
+    /// stdin after writing `stdin`, which a v4-only API server (before 1.30) takes as the end
+    /// of the whole session: the exit status never arrives. Every script runs with `true`.
     pub hold_stdin: bool,
     pub timeout: Duration,
     /// Short name for logs, e.g. `postgres check`.
@@ -116,16 +125,27 @@ pub async fn run(pods: &Api<Pod>, req: ExecRequest<'_>) -> Result<ExecOutput> {
             }
         };
         let read_err = async {
-            let mut lines = BufReader::new(stderr).lines();
-            let mut kept = String::new();
-            while let Some(line) = lines.next_line().await? {
-                tracing::info!(target: "backup_ns::pod", "{what}: {line}");
+            // Bytes, not `lines()`: a tool's message may carry bytes that are not UTF-8 (a
+            // LATIN1 table name in a pg_dump warning), and the dump must not fail over it.
+            let mut stderr = BufReader::new(stderr);
+            let (mut kept, mut line) = (String::new(), Vec::new());
+            loop {
+                line.clear();
+                let n = (&mut stderr)
+                    .take(MAX_LINE as u64)
+                    .read_until(b'\n', &mut line)
+                    .await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(kept);
+                }
+                let text = String::from_utf8_lossy(&line);
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                tracing::info!(target: "backup_ns::pod", "{what}: {text}");
                 if kept.len() < MAX_CAPTURE {
-                    kept.push_str(&line);
+                    kept.push_str(text);
                     kept.push('\n');
                 }
             }
-            Ok::<_, std::io::Error>(kept)
         };
         let (held, out, err) = tokio::join!(feed, read_out, read_err);
         let status = status.await;

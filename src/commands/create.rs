@@ -497,7 +497,7 @@ async fn check_in_pod(pods: &Api<Pod>, r: &Resolved<'_>, threshold: u8) -> Resul
     let what = format!("{engine} check");
     let out = exec::run(
         pods,
-        script_request(r, db::check_script(target), false, CHECK_TIMEOUT, &what),
+        script_request(r, db::check_script(target), true, CHECK_TIMEOUT, &what),
     )
     .await?;
     if out.exit_code != 0 {
@@ -519,7 +519,7 @@ async fn check_in_pod(pods: &Api<Pod>, r: &Resolved<'_>, threshold: u8) -> Resul
         script_request(
             r,
             db::space_script(&target.dump_file),
-            false,
+            true,
             CHECK_TIMEOUT,
             &what,
         ),

@@ -1,9 +1,14 @@
 //! `pods/exec` over WebSocket, as the apiserver speaks it to kube-rs: the `v5.channel.k8s.io` and
 //! `v4.channel.k8s.io` subprotocols (kube offers both, v5 first; v5 adds the client's stdin close
 //! signal on channel 255), one-byte channel prefixes, and the exit status as a JSON `Status` on
-//! channel 3. The command runs on this machine as a child process in a per-pod working
-//! directory, with the pod spec's literal env, so in-pod scripts are exercised for real: output
-//! streams as it comes, and a client that goes away closes the child's stdin (never kills it).
+//! channel 3. A server before 1.30 speaks only v4 ([`ExecProtocols::V4Only`]): there a client
+//! closes stdin by closing the WebSocket. A WebSocket close from the client ends the session, as
+//! on a real server: the child's stdin is closed and nothing more is sent, the exit status
+//! included. The command runs on this machine as a child process in a per-pod working
+//! directory, with the pod spec's literal env, as the emulation's own user (root in the test
+//! suite, like the official database images' exec) unless [`ExecEnv::uid_gid`] says otherwise,
+//! so in-pod scripts are exercised for real: output streams as it comes, and a client that goes
+//! away closes the child's stdin (never kills it).
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -21,7 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
@@ -46,10 +51,21 @@ pub struct ExecEnv {
     pub cwd: Option<PathBuf>,
     /// `PATH` for the child; the host's `PATH` when `None`.
     pub path: Option<String>,
-    /// Run the child as this uid/gid (e.g. not as root, for PostgreSQL tools).
+    /// Run the child as this uid/gid (e.g. not as root, for PostgreSQL tools); as the
+    /// emulation's own user (root in CI, like the official database images' exec) when `None`.
     pub uid_gid: Option<(u32, u32)>,
     /// Extra environment, after the pod spec's.
     pub extra_env: Vec<(String, String)>,
+}
+
+/// Which exec subprotocols the emulated API server accepts (`EmuBuilder::exec_protocols`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExecProtocols {
+    /// `v5.channel.k8s.io` and `v4.channel.k8s.io`, as 1.30 and later.
+    #[default]
+    V5AndV4,
+    /// Only `v4.channel.k8s.io`, as before 1.30 (v5 was alpha and off by default in 1.29).
+    V4Only,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -67,12 +83,19 @@ impl Protocol {
     }
 
     /// The first protocol in the client's list that we speak, as the apiserver chooses.
-    fn negotiate(offered: &str) -> Option<Self> {
+    fn negotiate(offered: &str, speak: ExecProtocols) -> Option<Self> {
         offered.split(',').map(str::trim).find_map(|p| match p {
-            "v5.channel.k8s.io" => Some(Protocol::V5),
+            "v5.channel.k8s.io" if speak == ExecProtocols::V5AndV4 => Some(Protocol::V5),
             "v4.channel.k8s.io" => Some(Protocol::V4),
             _ => None,
         })
+    }
+
+    fn supported(speak: ExecProtocols) -> &'static str {
+        match speak {
+            ExecProtocols::V5AndV4 => "v5.channel.k8s.io v4.channel.k8s.io",
+            ExecProtocols::V4Only => "v4.channel.k8s.io",
+        }
     }
 }
 
@@ -199,9 +222,11 @@ pub async fn handle(
         );
     };
     let offered = header(&req, http::header::SEC_WEBSOCKET_PROTOCOL).unwrap_or_default();
-    let Some(protocol) = Protocol::negotiate(offered) else {
+    let speak = shared.exec_protocols;
+    let Some(protocol) = Protocol::negotiate(offered, speak) else {
         let why = format!(
-            "requested protocol(s) are not supported: [{offered}]; supports [v5.channel.k8s.io v4.channel.k8s.io]"
+            "requested protocol(s) are not supported: [{offered}]; supports [{}]",
+            Protocol::supported(speak)
         );
         return Handled::Unexpected { code: 400, why };
     };
@@ -258,6 +283,14 @@ impl Out {
     async fn send(&mut self, frame: Vec<u8>) {
         if self.alive && self.sink.send(Message::binary(frame)).await.is_err() {
             self.alive = false;
+        }
+    }
+
+    /// The client closed the WebSocket: the session is over, nothing more reaches it.
+    async fn end(&mut self) {
+        if self.alive {
+            self.alive = false;
+            let _ = self.sink.close().await;
         }
     }
 
@@ -336,12 +369,14 @@ async fn pump(mut pipe: impl AsyncRead + Unpin, channel: u8, tx: mpsc::Sender<Ve
     }
 }
 
-/// Feeds stdin frames to the child; closes its stdin on the v5 close signal or when the client
-/// closes or drops the connection.
+/// Feeds stdin frames to the child; closes its stdin on the v5 close signal. A WebSocket close
+/// from the client (how kube closes stdin on v4) or a dropped connection ends the session: the
+/// child's stdin is closed and `ended` fires.
 async fn feed_stdin(
     mut stream: SplitStream<Ws>,
     mut stdin: Option<ChildStdin>,
     protocol: Protocol,
+    ended: oneshot::Sender<()>,
 ) {
     while let Some(Ok(msg)) = stream.next().await {
         match msg {
@@ -357,10 +392,12 @@ async fn feed_stdin(
                 // Resize (4) needs a tty, which the emulation does not give.
                 _ => {}
             },
-            Message::Close(_) => stdin = None,
+            Message::Close(_) => break,
             _ => {}
         }
     }
+    drop(stdin);
+    let _ = ended.send(());
 }
 
 async fn run(on_upgrade: OnUpgrade, s: Session) {
@@ -405,7 +442,8 @@ async fn run(on_upgrade: OnUpgrade, s: Session) {
             return;
         }
     };
-    let stdin_task = tokio::spawn(feed_stdin(stream, child.stdin.take(), s.protocol));
+    let (ended_tx, mut ended) = oneshot::channel();
+    let stdin_task = tokio::spawn(feed_stdin(stream, child.stdin.take(), s.protocol, ended_tx));
     let (tx, mut rx) = mpsc::channel(16);
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(pump(stdout, STDOUT, tx.clone()));
@@ -414,8 +452,20 @@ async fn run(on_upgrade: OnUpgrade, s: Session) {
         tokio::spawn(pump(stderr, STDERR, tx.clone()));
     }
     drop(tx);
-    while let Some(frame) = rx.recv().await {
-        out.send(frame).await;
+    // The child's output is drained to its end even after the session ended (a full pipe would
+    // block it); only the client stops getting it.
+    let mut session = true;
+    loop {
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Some(frame) => out.send(frame).await,
+                None => break,
+            },
+            _ = &mut ended, if session => {
+                session = false;
+                out.end().await;
+            }
+        }
     }
     let code = exit_code(child.wait().await);
     out.send(status_frame(&s.argv, code)).await;

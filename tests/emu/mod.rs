@@ -56,7 +56,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use {
     api_error::ApiError,
     controller::{Snapshots, DEFAULT_DRIVER},
-    exec::ExecEnv,
+    exec::{ExecEnv, ExecProtocols},
     faults::Fault,
     log::{ExecCall, RequestRecord, Unexpected, Verb},
 };
@@ -75,6 +75,7 @@ struct Shared {
     log: Mutex<log::Log>,
     faults: Mutex<faults::Faults>,
     exec_envs: Mutex<HashMap<(String, String), ExecEnv>>,
+    exec_protocols: ExecProtocols,
     snapshots: Mutex<controller::Settings>,
     controller: mpsc::UnboundedSender<controller::Work>,
 }
@@ -117,12 +118,19 @@ impl Shared {
 /// Options of the emulation, set before it starts.
 pub struct EmuBuilder {
     snapshot_ready_after: Duration,
+    exec_protocols: ExecProtocols,
 }
 
 impl EmuBuilder {
     /// How long a new VolumeSnapshot takes to become ready (default 200 ms).
     pub fn snapshot_ready_after(mut self, d: Duration) -> Self {
         self.snapshot_ready_after = d;
+        self
+    }
+
+    /// Which exec subprotocols the server speaks (default: v5 and v4, as 1.30 and later).
+    pub fn exec_protocols(mut self, p: ExecProtocols) -> Self {
+        self.exec_protocols = p;
         self
     }
 
@@ -139,6 +147,7 @@ impl EmuBuilder {
             log: Mutex::default(),
             faults: Mutex::default(),
             exec_envs: Mutex::default(),
+            exec_protocols: self.exec_protocols,
             snapshots: Mutex::new(controller::Settings::new(self.snapshot_ready_after)),
             controller: tx,
         });
@@ -190,6 +199,7 @@ impl Emu {
     pub fn builder() -> EmuBuilder {
         EmuBuilder {
             snapshot_ready_after: Duration::from_millis(200),
+            exec_protocols: ExecProtocols::default(),
         }
     }
 

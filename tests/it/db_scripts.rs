@@ -40,7 +40,8 @@ const SHELLS: [Shell; 3] = [Shell::Dash, Shell::Busybox, Shell::Bash];
 /// What the scripts call besides builtins; `touch` too, so that an injected `$(touch …)` would
 /// really create its marker.
 const TOOLS: &[&str] = &[
-    "gzip", "tail", "mkfifo", "rm", "mv", "ls", "df", "sleep", "sync", "mkdir", "touch",
+    "gzip", "tail", "mkfifo", "rm", "mv", "ls", "df", "sleep", "sync", "mkdir", "touch", "chmod",
+    "chown",
 ];
 
 impl Shell {
@@ -1172,6 +1173,104 @@ fn stale_temporary_directories_of_dead_runs_are_removed() {
         alive.exists(),
         "the directory of a live process was removed"
     );
+}
+
+/// `cmd` as root when we are root: exec runs as the image's user, root in the official postgres
+/// and mysql images, while the database's own user restores the dump.
+fn as_root(cmd: &mut Command) -> &mut Command {
+    if support::unprivileged().is_some() {
+        cmd.uid(0).gid(0);
+    }
+    cmd
+}
+
+/// The permission bits (in octal) and the owner of `path`.
+fn mode_and_owner(path: &Path) -> (String, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).expect("the dump exists");
+    (format!("{:04o}", m.mode() & 0o7777), m.uid(), m.gid())
+}
+
+/// A fake `pg_dump` whose output is a complete dump.
+const TINY_DUMP: &str = "echo 'SELECT 1;'; echo '-- PostgreSQL database dump complete'";
+
+/// A first dump written by root is 0644, like the original's `> dump.sql.gz`: another
+/// unprivileged user (the database's own, uid 70 in postgres:alpine) reads and gunzips it. It
+/// used to be root's 0600 (the script's umask 077), and the restore failed with "Permission
+/// denied".
+#[test]
+fn a_first_dump_is_readable_by_the_databases_own_user() {
+    let pg = Postgres::shared();
+    for shell in SHELLS {
+        let sb = Sandbox::new(shell);
+        sb.fake_tool("pg_dump", TINY_DUMP);
+        let target = pg_target(pg.port, "$POSTGRES_USER", "$POSTGRES_PASSWORD", "rt", &sb);
+        let script = db::dump_script(&target, 60);
+        let mut cmd = sb.command(&script, &pg.env());
+        as_root(&mut cmd);
+        let out = sb.spawn_with(cmd, &script).finish(Duration::from_secs(60));
+        dumped_bytes(out.ok(), &sb);
+        // SAFETY: getuid and getgid cannot fail.
+        let me = unsafe { (libc::getuid(), libc::getgid()) };
+        assert_eq!(
+            mode_and_owner(&sb.dump_file()),
+            ("0644".to_string(), me.0, me.1),
+            "{shell:?}: mode and owner of a first dump"
+        );
+        if support::unprivileged().is_some() {
+            let mut gunzip = Command::new(which("gzip"));
+            gunzip.arg("-cd").arg(sb.dump_file());
+            let read = support::as_unprivileged(&mut gunzip)
+                .output()
+                .expect("run gzip");
+            assert!(
+                read.status.success(),
+                "{shell:?}: another user cannot read the dump: {}",
+                String::from_utf8_lossy(&read.stderr)
+            );
+            assert!(String::from_utf8_lossy(&read.stdout).contains("dump complete"));
+        }
+        assert_eq!(
+            sb.data_entries(),
+            BTreeSet::from(["dump.sql.gz".to_string()])
+        );
+    }
+}
+
+/// A dump that replaces one keeps the previous dump's mode and owner, as the original's
+/// redirect into the existing file did: an operator's `chown 70` or `chmod 0640` survives the
+/// next backup, also when the exec runs as root.
+#[test]
+fn a_replaced_dump_keeps_the_previous_dumps_mode_and_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = Postgres::shared();
+    for (shell, mode) in [
+        (Shell::Dash, 0o640),
+        (Shell::Busybox, 0o604),
+        (Shell::Bash, 0o751),
+    ] {
+        let sb = Sandbox::new(shell);
+        sb.fake_tool("pg_dump", TINY_DUMP);
+        let previous = sb.previous_dump(1000);
+        fs::set_permissions(sb.dump_file(), fs::Permissions::from_mode(mode)).expect("chmod");
+        let before = mode_and_owner(&sb.dump_file());
+        let target = pg_target(pg.port, "$POSTGRES_USER", "$POSTGRES_PASSWORD", "rt", &sb);
+        let script = db::dump_script(&target, 60);
+        let mut cmd = sb.command(&script, &pg.env());
+        as_root(&mut cmd);
+        let out = sb.spawn_with(cmd, &script).finish(Duration::from_secs(60));
+        dumped_bytes(out.ok(), &sb);
+        assert_ne!(
+            fs::read(sb.dump_file()).unwrap(),
+            previous,
+            "{shell:?}: replaced"
+        );
+        assert_eq!(
+            mode_and_owner(&sb.dump_file()),
+            before,
+            "{shell:?}: mode and owner of the previous dump"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ mod e2e_rbac;
 #[allow(dead_code)]
 mod emu;
 mod emu_tests;
+mod exec_compat;
 mod lifecycle;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]

@@ -4,13 +4,14 @@
 # and calls bns_dump TOOL TRAILER. The dump goes through gzip into a private directory beside the
 # dump file; it replaces the previous dump only after it has been verified (gzip integrity and
 # the tool's completion trailer among the last lines), so any failure leaves the previous dump as
-# it was. Watchdogs: backup-ns keeps our stdin open while it waits; if stdin reaches EOF (it died
-# or lost the connection), or TIMEOUT_SECS pass, every process of the pipeline is killed. There
-# is no job control without a terminal, so each process is started as a simple command in the
-# background and tracked by its own PID ($! is the process itself): FIFOs connect them, and
-# watchers without children signal us, which interrupts `wait`. Kills use SIGKILL: a subshell that
-# has just been forked still runs our TERM handler and would swallow a TERM, and nothing here
-# needs a graceful end (the temporary dump is removed anyway).
+# it was. The new dump takes the previous dump's mode and owner (0644 for a first dump), so the
+# database's own user can read it for a restore. Watchdogs: backup-ns keeps our stdin open while
+# it waits; if stdin reaches EOF (it died or lost the connection), or TIMEOUT_SECS pass, every
+# process of the pipeline is killed. There is no job control without a terminal, so each process
+# is started as a simple command in the background and tracked by its own PID ($! is the process
+# itself): FIFOs connect them, and watchers without children signal us, which interrupts `wait`.
+# Kills use SIGKILL: a subshell that has just been forked still runs our TERM handler and would
+# swallow a TERM, and nothing here needs a graceful end (the temporary dump is removed anyway).
 
 bns_stage=    # PIDs of the running pipeline stage (killed on abort)
 bns_watch=    # PIDs of the watchdog processes (killed when we are done)
@@ -52,6 +53,62 @@ bns_wait() {
 # bns_gone: fail if the dump has been aborted.
 bns_gone() {
 	[ -z "$bns_why" ] || bns_die "$bns_why; the previous dump is left untouched"
+}
+
+# bns_lsmode MODE: set bns_m to the octal permission bits of an `ls -l` mode string such as
+# -rw-r-----; fails on anything else. Set-id and sticky bits are dropped (a dump has no use for
+# them), keeping the execute bit they stand for.
+bns_lsmode() {
+	bns_r=${1#?}
+	bns_m=
+	for bns_who in user group other; do
+		bns_d=0
+		bns_c=${bns_r%"${bns_r#?}"}
+		bns_r=${bns_r#?}
+		case $bns_c in
+		r) bns_d=4 ;;
+		-) ;;
+		*) return 1 ;;
+		esac
+		bns_c=${bns_r%"${bns_r#?}"}
+		bns_r=${bns_r#?}
+		case $bns_c in
+		w) bns_d=$((bns_d + 2)) ;;
+		-) ;;
+		*) return 1 ;;
+		esac
+		bns_c=${bns_r%"${bns_r#?}"}
+		bns_r=${bns_r#?}
+		case $bns_c in
+		x | s | t) bns_d=$((bns_d + 1)) ;;
+		- | S | T) ;;
+		*) return 1 ;;
+		esac
+		bns_m=$bns_m$bns_d
+	done
+}
+
+# bns_perms OLD NEW: give the file NEW the owner, group and permission bits of the regular file
+# OLD, or mode 0644 when there is none. That is what the original's `> dump.sql.gz` gave: the
+# redirect kept an existing dump's inode, and a new file got 0666 minus the runtime's umask 022.
+# The dump must be readable by the database's own user (uid 70 or 999 in the official images)
+# for a restore, while exec runs as the image's user (root). Only root may give a file away;
+# when chown fails, NEW stays ours, as a new file of the original's would have been.
+bns_perms() {
+	bns_new=$2
+	bns_m=644
+	if [ -f "$1" ] && [ ! -h "$1" ] && bns_ls=$(ls -ln -- "$1" 2>/dev/null); then
+		set -f
+		# shellcheck disable=SC2086
+		set -- $bns_ls
+		set +f
+		if bns_is_uint "${3:-}" && bns_is_uint "${4:-}" && bns_lsmode "$1"; then
+			chown -- "$3:$4" "$bns_new" 2>/dev/null || :
+		else
+			bns_m=644
+		fi
+	fi
+	chmod -- "$bns_m" "$bns_new"
 }
 
 # bns_dump TOOL TRAILER: dump with bns_dump_cmd (TOOL names it in messages) into
@@ -150,6 +207,11 @@ bns_dump() {
 	done <"$bns_work/tail"
 	[ -n "$bns_complete" ] ||
 		bns_die "the new dump lacks \"$2\" at its end (incomplete); the previous dump is left untouched"
+
+	# The temporary file was private while it was written (umask 077, in our 0700 directory); the
+	# dump gets the mode and owner it will keep before it takes the dump file's name.
+	bns_perms "$bns_file" "$bns_tmp" ||
+		bns_die "cannot set the mode of the new dump $bns_tmp; the previous dump is left untouched"
 
 	# Commit: from here on, the new dump replaces the previous one whatever happens.
 	trap '' USR1 USR2 HUP INT TERM

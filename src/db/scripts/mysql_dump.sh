@@ -24,7 +24,7 @@ esac
 bns_host=$1 bns_port=$2 bns_charset=$7
 bns_read_password
 bns_first_of bns_tool mariadb-dump mysqldump
-bns_require gzip mkfifo tail
+bns_require gzip mkfifo tail chmod
 
 bns_dump_cmd() {
 	bns_with_credentials exec "$bns_tool" --defaults-extra-file=/dev/fd/4 \

@@ -15,7 +15,7 @@ bns_file=$5
 bns_timeout=$6
 bns_is_uint "$bns_timeout" || bns_usage "timeout_secs: not a number: $bns_timeout"
 bns_read_password
-bns_require pg_dump gzip mkfifo tail
+bns_require pg_dump gzip mkfifo tail chmod
 
 PGHOST=$1 PGPORT=$2 PGUSER=$bns_user PGDATABASE=$bns_db PGPASSWORD=$bns_password
 PGAPPNAME=backup-ns PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10}
