@@ -671,6 +671,17 @@ fn chart_job_fails_at_once_on_bad_configuration_and_busy_pvc() {
             "podFailurePolicy needs it"
         );
         assert_eq!(cj["spec"]["jobTemplate"]["spec"]["backoffLimit"], 2);
+        // A node drain's eviction is retried without using up backoffLimit; `status` spelt out
+        // for API servers whose OpenAPI still requires it (a helm install validates against it).
+        let rules = &cj["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"];
+        let ignore = rules
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"] == "Ignore")
+            .unwrap();
+        assert_eq!(ignore["onPodConditions"][0]["type"], "DisruptionTarget");
+        assert_eq!(ignore["onPodConditions"][0]["status"], "True");
     }
     let docs = render("pruner: {enabled: true}\n");
     for cj in kind(&docs, "CronJob") {

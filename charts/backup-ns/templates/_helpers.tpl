@@ -182,7 +182,7 @@ larger. Arguments: .root, .b (the backup), .index (its position in backups).
 {{- end }}
 {{- int . }}
 {{- else }}
-{{- add $sum $margin }}
+{{- max 1 (add $sum $margin) }}
 {{- end }}
 {{- end }}
 
@@ -203,7 +203,9 @@ podFailurePolicy:
         {{- end }}
         operator: In
         values: {{ toJson .codes }}
+    # status defaults to "True", but older servers' OpenAPI marks it required (helm validates).
     - action: Ignore
       onPodConditions:
         - type: DisruptionTarget
+          status: "True"
 {{- end }}
