@@ -5,7 +5,7 @@ CARGO ?= cargo
 .PHONY: help build release deps test lint fmt bench demo clean kind-up kind-down e2e
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## Debug build of the binary
 	$(CARGO) build --locked
