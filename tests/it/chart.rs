@@ -261,7 +261,6 @@ fn chart_one_cronjob_per_target_with_schedule_and_time_zone() {
         assert_eq!(spec["timeZone"], "Europe/Vienna");
         assert_eq!(spec["concurrencyPolicy"], "Forbid");
         assert_eq!(spec["jobTemplate"]["spec"]["backoffLimit"], 2);
-        assert_eq!(spec["jobTemplate"]["spec"]["activeDeadlineSeconds"], 10800);
         let c = container(cj, "backup-ns");
         assert_eq!(
             env_of(c, "TZ").as_deref(),
@@ -377,10 +376,6 @@ fn chart_pods_run_non_root_read_only_and_lock_dir_is_a_host_path() {
         pod["securityContext"]["seccompProfile"]["type"],
         "RuntimeDefault"
     );
-    assert!(
-        pod.get("initContainers").is_none(),
-        "no root init container by default"
-    );
     let c = container(cj, "backup-ns");
     let sc = &c["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
@@ -402,16 +397,12 @@ fn chart_pods_run_non_root_read_only_and_lock_dir_is_a_host_path() {
         .iter()
         .any(|m| m["name"] == "locks" && m["mountPath"] == "/mnt/host-backup-locks"));
 
-    // The opt-in init container: root only as the directory's owner, no capability at all.
     let docs = render(&format!(
-        "{NAMESPACE_RELEASE}\nflock: {{initContainer: {{enabled: true}}}}\nnodeSelector: {{disk: ssd}}\n\
+        "{NAMESPACE_RELEASE}\nnodeSelector: {{disk: ssd}}\n\
          tolerations: [{{key: backup, operator: Exists}}]\nimagePullSecrets: [{{name: reg}}]\n\
          podAnnotations: {{a: b}}\npodLabels: {{team: x}}\n"
     ));
     let cj = one(&docs, "CronJob", "rel-backup-ns-pg");
-    let init = container(cj, "lock-dir");
-    assert_eq!(init["securityContext"]["capabilities"]["drop"][0], "ALL");
-    assert_eq!(init["securityContext"]["allowPrivilegeEscalation"], false);
     let pod = pod_spec(cj);
     assert_eq!(pod["nodeSelector"]["disk"], "ssd");
     assert_eq!(pod["tolerations"][0]["key"], "backup");
@@ -443,7 +434,7 @@ fn chart_central_release_prunes_with_a_snapshot_only_cluster_role() {
             triple(
                 "snapshot.storage.k8s.io",
                 "volumesnapshotcontents",
-                &["delete", "get", "list", "patch"]
+                &["get", "list", "patch"]
             ),
             triple(
                 "snapshot.storage.k8s.io",
@@ -480,6 +471,223 @@ fn chart_central_release_prunes_with_a_snapshot_only_cluster_role() {
     let sync = one(&docs, "CronJob", "rel-backup-ns-pruner-sync-labels");
     assert_eq!(container(sync, "sync-labels")["args"][0], "sync-labels");
     assert_eq!(kind(&docs, "CronJob").len(), 2);
+}
+
+/// The kubelet creates a missing hostPath directory root-owned 0755, where the backup container
+/// (uid 65532) cannot create its lock files: on a node nobody prepared, every backup failed. By
+/// default an init container makes the directory 1777 first, as root with FOWNER only, while
+/// the backup container stays non-root; clusters that forbid root turn it off.
+#[test]
+fn chart_lock_dir_is_made_writable_by_default_by_a_root_init_container_with_only_fowner() {
+    let docs = render(NAMESPACE_RELEASE);
+    for cj in kind(&docs, "CronJob") {
+        let pod = pod_spec(cj);
+        let inits = pod["initContainers"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("no init container by default: {pod:#?}"));
+        assert_eq!(inits.len(), 1, "{inits:#?}");
+        let init = &inits[0];
+        assert_eq!(init["name"], "lock-dir");
+        assert_eq!(init["image"], "busybox:1.37");
+        let command: Vec<&str> = init["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(s)
+            .collect();
+        assert_eq!(command, ["chmod", "1777", "/mnt/host-backup-locks"]);
+        assert_eq!(init["volumeMounts"][0]["name"], "locks");
+        assert_eq!(
+            init["volumeMounts"][0]["mountPath"],
+            "/mnt/host-backup-locks"
+        );
+        let locks = pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "locks")
+            .unwrap();
+        assert_eq!(locks["hostPath"]["type"], "DirectoryOrCreate");
+
+        let sc = &init["securityContext"];
+        assert_eq!(sc["runAsUser"], 0, "chmod of a root-owned directory");
+        assert_eq!(
+            sc["runAsNonRoot"], false,
+            "overrides the pod's runAsNonRoot"
+        );
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["privileged"], false);
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            serde_yaml::from_str::<Value>("[ALL]").unwrap()
+        );
+        assert_eq!(
+            sc["capabilities"]["add"],
+            serde_yaml::from_str::<Value>("[FOWNER]").unwrap(),
+            "only what chmod of a directory someone else owns needs"
+        );
+        assert!(init["resources"]["limits"]["memory"].is_string());
+
+        // The backup container is still non-root (the pod's 65532).
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+        let main = container(cj, "backup-ns");
+        assert_eq!(main["securityContext"]["runAsNonRoot"], true);
+        assert!(main["securityContext"].get("runAsUser").is_none());
+        assert!(main["securityContext"]["capabilities"].get("add").is_none());
+    }
+
+    // Turned off (policy forbids root: prepare the nodes), or no lock at all: no init container.
+    for values in [
+        "flock: {initContainer: {enabled: false}}",
+        "flock: {enabled: false}",
+    ] {
+        let docs = render(&format!("{NAMESPACE_RELEASE}\n{values}\n"));
+        for cj in kind(&docs, "CronJob") {
+            assert!(
+                pod_spec(cj).get("initContainers").is_none(),
+                "{values}: {:#?}",
+                pod_spec(cj)
+            );
+        }
+    }
+    let docs = render(&format!(
+        "{NAMESPACE_RELEASE}\nflock: {{initContainer: {{enabled: false}}}}\n"
+    ));
+    let pod = pod_spec(one(&docs, "CronJob", "rel-backup-ns-pg"));
+    assert!(pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == "locks"));
+}
+
+fn deadline(docs: &[Value], cronjob: &str) -> u64 {
+    one(docs, "CronJob", cronjob)["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{cronjob}: no activeDeadlineSeconds"))
+}
+
+/// The Job's deadline was 3h, the default dump timeout alone: a long dump was killed by the Job
+/// (DeadlineExceeded, no snapshot, no word of why) before backup-ns's own timeouts could fire.
+/// It now exceeds the lock wait + dump + snapshot wait (+ Lease wait) of each backup.
+#[test]
+fn chart_job_deadline_exceeds_the_backups_own_timeouts() {
+    const FLOCK: u64 = 3600; // flock.timeoutSec
+    const DUMP: u64 = 3 * 3600; // the binary's default BAK_DB_DUMP_TIMEOUT
+    const WAIT: u64 = 15 * 60; // config.BAK_VS_WAIT_UNTIL_READY_TIMEOUT
+
+    let docs = render(NAMESPACE_RELEASE);
+    for (cj, longest) in [
+        ("rel-backup-ns-pg", FLOCK + DUMP + WAIT),
+        ("rel-backup-ns-my", FLOCK + DUMP + WAIT),
+        ("rel-backup-ns-files", FLOCK + WAIT),
+    ] {
+        let d = deadline(&docs, cj);
+        assert!(d > longest, "{cj}: activeDeadlineSeconds {d} <= {longest}");
+        assert!(d <= longest + 3600, "{cj}: {d} is far beyond {longest}");
+    }
+
+    // A custom dump timeout (the backup's own field, the release's config), a longer snapshot
+    // wait, a Lease wait: each counts.
+    let docs = render(&format!(
+        "{NAMESPACE_RELEASE}\nconfig: {{BAK_DB_DUMP_TIMEOUT: 6h, BAK_VS_WAIT_UNTIL_READY_TIMEOUT: 1h, \
+         BAK_LEASE_WAIT: 'true', BAK_LEASE_WAIT_TIMEOUT: 2h}}\n"
+    ));
+    assert!(deadline(&docs, "rel-backup-ns-my") > 2 * 3600 + FLOCK + 6 * 3600 + 3600);
+    assert!(deadline(&docs, "rel-backup-ns-files") > 2 * 3600 + FLOCK + 3600);
+    let docs = render(&NAMESPACE_RELEASE.replace(
+        "    retain: daily_weekly_monthly\n    passwordSecret",
+        "    retain: daily_weekly_monthly\n    dumpTimeout: 8h\n    passwordSecret",
+    ));
+    assert!(deadline(&docs, "rel-backup-ns-pg") > FLOCK + 8 * 3600 + WAIT);
+    assert!(deadline(&docs, "rel-backup-ns-my") < FLOCK + 8 * 3600 + WAIT);
+
+    // An explicit deadline is used when it is long enough, and refused with the sum otherwise.
+    let docs = render(&format!(
+        "{NAMESPACE_RELEASE}\njob: {{activeDeadlineSeconds: 30000}}\n"
+    ));
+    assert_eq!(deadline(&docs, "rel-backup-ns-pg"), 30000);
+    let err = render_err(&format!(
+        "{NAMESPACE_RELEASE}\njob: {{activeDeadlineSeconds: 10800}}\n"
+    ));
+    assert!(
+        err.contains("job.activeDeadlineSeconds=10800")
+            && err.contains("backups[0] (pg)")
+            && err.contains(&format!("= {}s", FLOCK + DUMP + WAIT)),
+        "{err}"
+    );
+    // A timeout the deadline cannot be derived from is named, not silently taken as 0.
+    let err = render_err(&format!(
+        "{NAMESPACE_RELEASE}\nconfig: {{BAK_VS_WAIT_UNTIL_READY_TIMEOUT: soon}}\n"
+    ));
+    assert!(
+        err.contains("BAK_VS_WAIT_UNTIL_READY_TIMEOUT") && err.contains("\"soon\""),
+        "{err}"
+    );
+
+    // The pruner's Jobs have their own deadline.
+    let docs = render("pruner: {enabled: true, activeDeadlineSeconds: 1800}\n");
+    assert_eq!(deadline(&docs, "rel-backup-ns-pruner"), 1800);
+    assert_eq!(deadline(&docs, "rel-backup-ns-pruner-sync-labels"), 1800);
+}
+
+/// The FailJob rules of a CronJob's podFailurePolicy: (containerName, exit codes).
+fn fail_job_rules(cronjob: &Value) -> Vec<(Option<String>, Vec<u64>)> {
+    let job = &cronjob["spec"]["jobTemplate"]["spec"];
+    job["podFailurePolicy"]["rules"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("no podFailurePolicy: {job:#?}"))
+        .iter()
+        .filter(|r| r["action"] == "FailJob")
+        .map(|r| {
+            let on = &r["onExitCodes"];
+            assert_eq!(on["operator"], "In", "{r:?}");
+            let codes = on["values"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            (on.get("containerName").map(s_owned), codes)
+        })
+        .collect()
+}
+
+/// Exit 2 (bad setting) and 4 (another run holds this PVC's Lease) were retried backoffLimit
+/// times for nothing; the Job now fails at once on them.
+#[test]
+fn chart_job_fails_at_once_on_bad_configuration_and_busy_pvc() {
+    let docs = render(NAMESPACE_RELEASE);
+    for cj in kind(&docs, "CronJob") {
+        assert_eq!(
+            fail_job_rules(cj),
+            [(Some("backup-ns".to_owned()), vec![2, 4])]
+        );
+        assert_eq!(
+            pod_spec(cj)["restartPolicy"],
+            "Never",
+            "podFailurePolicy needs it"
+        );
+        assert_eq!(cj["spec"]["jobTemplate"]["spec"]["backoffLimit"], 2);
+        // A node drain's eviction is retried without using up backoffLimit; `status` spelt out
+        // for API servers whose OpenAPI still requires it (a helm install validates against it).
+        let rules = &cj["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"];
+        let ignore = rules
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"] == "Ignore")
+            .unwrap();
+        assert_eq!(ignore["onPodConditions"][0]["type"], "DisruptionTarget");
+        assert_eq!(ignore["onPodConditions"][0]["status"], "True");
+    }
+    let docs = render("pruner: {enabled: true}\n");
+    for cj in kind(&docs, "CronJob") {
+        assert_eq!(fail_job_rules(cj), [(None, vec![2])]);
+        assert_eq!(pod_spec(cj)["restartPolicy"], "Never");
+    }
 }
 
 #[test]

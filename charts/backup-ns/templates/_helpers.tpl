@@ -95,3 +95,117 @@ resources:
 - name: BAK_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
 {{- end }}
+
+{{/*
+Seconds in a Go duration ("15m", "1h30m", "90s"), the format backup-ns reads. Sprig has no
+duration parser, but dateModify adds one to a date (and leaves the date as it is when the text
+is not a duration), so the difference of two Unix times is the length. Fails rendering, naming
+the setting, on anything that is not a positive duration: the binary would reject it (exit 2).
+Arguments: .value, .what (where the value came from, for the message).
+*/}}
+{{- define "backup-ns.durationSeconds" -}}
+{{- $text := .value | toString | trim }}
+{{- $t0 := toDate "2006-01-02" "2000-01-01" }}
+{{- $secs := sub (dateModify $text $t0 | unixEpoch) ($t0 | unixEpoch) }}
+{{- if le $secs 0 }}
+{{- fail (printf "%s: %q is not a duration backup-ns accepts (a positive number with a unit: 90s, 15m, 3h, 1h30m)" .what $text) }}
+{{- end }}
+{{- $secs }}
+{{- end }}
+
+{{/*
+The value a backup's container sees for a BAK_* setting: its own env entry wins, then the
+field of the backup that sets it (.field), then the release's config, then .default (the
+binary's default). Arguments: .root, .b (the backup), .name, .field, .default.
+*/}}
+{{- define "backup-ns.effectiveSetting" -}}
+{{- $env := default dict .b.env }}
+{{- if hasKey $env .name }}
+{{- index $env .name | toString }}
+{{- else if and .field (hasKey .b .field) }}
+{{- index .b .field | toString }}
+{{- else if hasKey .root.Values.config .name }}
+{{- index .root.Values.config .name | toString }}
+{{- else }}
+{{- .default }}
+{{- end }}
+{{- end }}
+
+{{/*
+activeDeadlineSeconds of a backup Job: longer than the longest a `create` may legitimately take,
+so the binary's own timeouts fire first and say what went wrong, instead of the Job being killed
+mid-dump ("DeadlineExceeded") with the snapshot never taken. The sum is the per-PVC Lease wait
+(BAK_LEASE_WAIT_TIMEOUT, only with BAK_LEASE_WAIT), the node lock wait (flock.timeoutSec), the
+dump (BAK_DB_DUMP_TIMEOUT, not for db: skip), the wait for readyToUse
+(BAK_VS_WAIT_UNTIL_READY_TIMEOUT, unless BAK_VS_WAIT_UNTIL_READY is false) and
+job.deadlineMarginSeconds for scheduling, the image pull, the checks and the API calls.
+job.activeDeadlineSeconds empty: that sum; set: used as is, and rendering fails unless it is
+larger. Arguments: .root, .b (the backup), .index (its position in backups).
+*/}}
+{{- define "backup-ns.backupDeadline" -}}
+{{- $root := .root }}
+{{- $b := .b }}
+{{- $where := printf "backups[%d] (%s)" .index $b.name }}
+{{- $yes := list "1" "t" "T" "true" "TRUE" "True" }}
+{{- $no := list "0" "f" "F" "false" "FALSE" "False" }}
+{{- $parts := list }}
+{{- $sum := 0 }}
+{{- $leaseWait := include "backup-ns.effectiveSetting" (dict "root" $root "b" $b "name" "BAK_LEASE_WAIT" "field" "" "default" "false") }}
+{{- if has $leaseWait $yes }}
+{{- $v := include "backup-ns.effectiveSetting" (dict "root" $root "b" $b "name" "BAK_LEASE_WAIT_TIMEOUT" "field" "" "default" "1h") }}
+{{- $s := include "backup-ns.durationSeconds" (dict "value" $v "what" (printf "%s: BAK_LEASE_WAIT_TIMEOUT" $where)) | int }}
+{{- $parts = append $parts (printf "lease wait %ds" $s) }}
+{{- $sum = add $sum $s }}
+{{- end }}
+{{- if $root.Values.flock.enabled }}
+{{- $s := $root.Values.flock.timeoutSec | int }}
+{{- $parts = append $parts (printf "node lock wait %ds" $s) }}
+{{- $sum = add $sum $s }}
+{{- end }}
+{{- if ne $b.db "skip" }}
+{{- $v := include "backup-ns.effectiveSetting" (dict "root" $root "b" $b "name" "BAK_DB_DUMP_TIMEOUT" "field" "dumpTimeout" "default" "3h") }}
+{{- $s := include "backup-ns.durationSeconds" (dict "value" $v "what" (printf "%s: dump timeout (dumpTimeout / BAK_DB_DUMP_TIMEOUT)" $where)) | int }}
+{{- $parts = append $parts (printf "dump %ds" $s) }}
+{{- $sum = add $sum $s }}
+{{- end }}
+{{- $wait := include "backup-ns.effectiveSetting" (dict "root" $root "b" $b "name" "BAK_VS_WAIT_UNTIL_READY" "field" "" "default" "true") }}
+{{- if not (has $wait $no) }}
+{{- $v := include "backup-ns.effectiveSetting" (dict "root" $root "b" $b "name" "BAK_VS_WAIT_UNTIL_READY_TIMEOUT" "field" "" "default" "15m") }}
+{{- $s := include "backup-ns.durationSeconds" (dict "value" $v "what" (printf "%s: BAK_VS_WAIT_UNTIL_READY_TIMEOUT" $where)) | int }}
+{{- $parts = append $parts (printf "snapshot wait %ds" $s) }}
+{{- $sum = add $sum $s }}
+{{- end }}
+{{- $margin := $root.Values.job.deadlineMarginSeconds | int }}
+{{- with $root.Values.job.activeDeadlineSeconds }}
+{{- if le (int .) $sum }}
+{{- fail (printf "%s: job.activeDeadlineSeconds=%d does not exceed the longest this backup may take (%s = %ds): the Job would be killed before backup-ns's own timeouts fire. Raise it, lower those timeouts, or leave job.activeDeadlineSeconds empty to derive it" $where (int .) (join " + " $parts) $sum) }}
+{{- end }}
+{{- int . }}
+{{- else }}
+{{- max 1 (add $sum $margin) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Job's podFailurePolicy (needs restartPolicy: Never, which every pod here has). Exit codes in
+.codes fail the Job at once: 2 is a bad setting and 4 another run holding this PVC's Lease, which
+no retry fixes; retrying them only repeats the error and delays the alert. A pod evicted by a
+node drain or preemption (condition DisruptionTarget) is retried without using up backoffLimit.
+Arguments: .codes, .container (empty: every container of the pod).
+*/}}
+{{- define "backup-ns.podFailurePolicy" -}}
+podFailurePolicy:
+  rules:
+    - action: FailJob
+      onExitCodes:
+        {{- with .container }}
+        containerName: {{ . }}
+        {{- end }}
+        operator: In
+        values: {{ toJson .codes }}
+    # status defaults to "True", but older servers' OpenAPI marks it required (helm validates).
+    - action: Ignore
+      onPodConditions:
+        - type: DisruptionTarget
+          status: "True"
+{{- end }}
