@@ -450,20 +450,19 @@ fn chart_central_release_prunes_with_a_snapshot_only_cluster_role() {
     let pruner = one(&docs, "CronJob", "rel-backup-ns-pruner");
     let pod = pod_spec(pruner);
     assert_eq!(pod["serviceAccountName"], "rel-backup-ns-pruner");
-    assert_eq!(
-        pod["initContainers"][0]["name"], "retain",
-        "retain runs first"
-    );
-    assert_eq!(pod["containers"][0]["name"], "mark-and-delete");
-    let retain = container(pruner, "retain");
-    assert_eq!(retain["args"][0], "retain");
-    assert_eq!(env_of(retain, "RETAIN_LAST_DAILY").as_deref(), Some("7"));
-    assert_eq!(env_of(retain, "RETAIN_LAST_WEEKLY").as_deref(), Some("4"));
-    assert_eq!(env_of(retain, "RETAIN_LAST_MONTHLY").as_deref(), Some("12"));
-    assert_eq!(env_of(retain, "BAK_NAMESPACE"), None, "cluster-wide");
-    let mad = container(pruner, "mark-and-delete");
-    assert_eq!(mad["args"][0], "mark-and-delete");
-    assert_eq!(env_of(mad, "BAK_MAX_DELETIONS").as_deref(), Some("50"));
+    // Issue 7 C4/D: one `prune` container, no retain init container whose one failing patch
+    // would stop every deletion in the cluster.
+    assert!(pod.get("initContainers").is_none(), "{pod:#?}");
+    let containers = pod["containers"].as_sequence().unwrap();
+    assert_eq!(containers.len(), 1);
+    let prune = container(pruner, "prune");
+    let args: Vec<&str> = prune["args"].as_sequence().unwrap().iter().map(s).collect();
+    assert_eq!(args, ["prune", "--all-namespaces"]);
+    assert_eq!(env_of(prune, "RETAIN_LAST_DAILY").as_deref(), Some("7"));
+    assert_eq!(env_of(prune, "RETAIN_LAST_WEEKLY").as_deref(), Some("4"));
+    assert_eq!(env_of(prune, "RETAIN_LAST_MONTHLY").as_deref(), Some("12"));
+    assert_eq!(env_of(prune, "BAK_NAMESPACE"), None, "cluster-wide");
+    assert_eq!(env_of(prune, "BAK_MAX_DELETIONS").as_deref(), Some("50"));
     assert_eq!(pruner["spec"]["schedule"], "0 4 * * *");
     assert_eq!(pruner["spec"]["timeZone"], "Etc/UTC");
     assert_eq!(pruner["spec"]["concurrencyPolicy"], "Forbid");
