@@ -7,7 +7,8 @@
 //!   the PVC, `retain` and the period labels a snapshot taken at that time gets;
 //! - the PostgreSQL snapshot restored into a new PVC, mounted by a Job that loads the dump file
 //!   into a scratch server and database and finds the rows `hack/kind-up.sh` seeded;
-//! - `retain` and `mark-and-delete` over hand-labelled snapshots of the test PVC.
+//! - `retain` and `mark-and-delete`, and `prune` in one pass, over hand-labelled snapshots of the
+//!   test PVC.
 //!
 //! The releases `hack/e2e.sh` installs (release `backup-ns`, so CronJob `backup-ns-<backup>`),
 //! with the variables that name them:
@@ -611,6 +612,23 @@ fn retention_fixture() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)>
 #[tokio::test]
 #[ignore = "needs a cluster (KUBECONFIG)"]
 async fn e2e_flows_retain_and_mark_and_delete_over_seeded_snapshots() {
+    retention_e2e(Pruning::Pair).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster (KUBECONFIG)"]
+async fn e2e_flows_prune_over_seeded_snapshots() {
+    retention_e2e(Pruning::Prune).await;
+}
+
+/// How the retention flow prunes: the original's pair of commands, or `prune` in one pass.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pruning {
+    Pair,
+    Prune,
+}
+
+async fn retention_e2e(pruning: Pruning) {
     let ns = var("E2E_VOLUME_NAMESPACE", "backup-ns-volume");
     let client = client().await;
     // A group of its own: the `pvc` label names a PVC nothing else backs up (the snapshots are
@@ -619,16 +637,30 @@ async fn e2e_flows_retain_and_mark_and_delete_over_seeded_snapshots() {
         "e2e-retention-{}",
         Utc::now().timestamp_millis() % 1_000_000
     );
-    let selector = format!("{TEST_LABEL}=retention");
+    let which = match pruning {
+        Pruning::Pair => "retention",
+        Pruning::Prune => "retention-prune",
+    };
+    let selector = format!("{TEST_LABEL}={which}");
     delete_snapshots(&client, &ns, &selector).await; // left over by an interrupted run
     let cleanup = {
         let (client, ns, selector) = (client.clone(), ns.clone(), selector.clone());
         async move { delete_snapshots(&client, &ns, &selector).await }
     };
-    with_cleanup(retention_flow(&client, &ns, &group), cleanup).await;
+    with_cleanup(
+        retention_flow(&client, &ns, &group, pruning, which),
+        cleanup,
+    )
+    .await;
 }
 
-async fn retention_flow(client: &kube::Client, ns: &str, group: &str) {
+async fn retention_flow(
+    client: &kube::Client,
+    ns: &str,
+    group: &str,
+    pruning: Pruning,
+    which: &str,
+) {
     let snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), ns);
     let name = |suffix: &str| format!("{group}-{suffix}");
 
@@ -640,7 +672,7 @@ async fn retention_flow(client: &kube::Client, ns: &str, group: &str) {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         l.insert(labels::PVC.into(), group.into());
-        l.insert(TEST_LABEL.into(), "retention".into());
+        l.insert(TEST_LABEL.into(), which.into());
         let vs = VolumeSnapshot::for_pvc(&name(suffix), ns, &pvc_name(), None, l, BTreeMap::new());
         snapshots
             .create(&PostParams::default(), &vs)
@@ -674,32 +706,51 @@ async fn retention_flow(client: &kube::Client, ns: &str, group: &str) {
     }
 
     let today_before = Utc::now().date_naive().format("%Y-%m-%d").to_string();
-    let (code, plan) = backup_ns(
-        &["retain", "-n", ns, "-o", "json"],
-        &[("RETAIN_LAST_DAILY", "2")],
-    );
-    assert_eq!(code, 0, "retain: {plan}");
     let labels_of = |vs: &VolumeSnapshot| vs.labels().clone();
-    for (suffix, has_daily) in [
-        ("daily-1", false),
-        ("daily-2", false),
-        ("daily-3", true),
-        ("daily-4", true),
-    ] {
-        let vs = snapshots.get(&name(suffix)).await.expect(suffix);
-        assert_eq!(
-            vs.labels().contains_key(labels::DAILY),
-            has_daily,
-            "after retain, {suffix}: {:?}",
-            labels_of(&vs)
+    let plan = if pruning == Pruning::Pair {
+        let (code, plan) = backup_ns(
+            &["retain", "-n", ns, "-o", "json"],
+            &[("RETAIN_LAST_DAILY", "2")],
         );
-    }
-
-    let (code, plan) = backup_ns(
-        &["mark-and-delete", "-n", ns, "-o", "json"],
-        &[("RETAIN_LAST_DAILY", "2")],
-    );
-    assert_eq!(code, 0, "mark-and-delete: {plan}");
+        assert_eq!(code, 0, "retain: {plan}");
+        for (suffix, has_daily) in [
+            ("daily-1", false),
+            ("daily-2", false),
+            ("daily-3", true),
+            ("daily-4", true),
+        ] {
+            let vs = snapshots.get(&name(suffix)).await.expect(suffix);
+            assert_eq!(
+                vs.labels().contains_key(labels::DAILY),
+                has_daily,
+                "after retain, {suffix}: {:?}",
+                labels_of(&vs)
+            );
+        }
+        let (code, plan) = backup_ns(
+            &["mark-and-delete", "-n", ns, "-o", "json"],
+            &[("RETAIN_LAST_DAILY", "2")],
+        );
+        assert_eq!(code, 0, "mark-and-delete: {plan}");
+        plan
+    } else {
+        // A dry run first: it previews the marks and deletions the real run then makes.
+        let (code, preview) = backup_ns(
+            &["prune", "-n", ns, "-o", "json", "--dry-run"],
+            &[("RETAIN_LAST_DAILY", "2")],
+        );
+        assert_eq!(code, 0, "prune --dry-run: {preview}");
+        let (code, plan) = backup_ns(
+            &["prune", "-n", ns, "-o", "json"],
+            &[("RETAIN_LAST_DAILY", "2")],
+        );
+        assert_eq!(code, 0, "prune: {plan}");
+        assert_eq!(preview["plan"]["deletions"], plan["plan"]["deletions"]);
+        assert_eq!(plan["result"]["deleted"], 2, "{plan}");
+        // daily-1 and daily-2: strip and mark in one patch each.
+        assert_eq!(plan["result"]["patched"], 2, "{plan}");
+        plan
+    };
     let today_after = Utc::now().date_naive().format("%Y-%m-%d").to_string();
 
     // Swept: the snapshot and, switched from the class's Retain to Delete, its content.
