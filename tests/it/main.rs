@@ -14,6 +14,7 @@ mod e2e_rbac;
 mod emu;
 mod emu_tests;
 mod lifecycle;
+mod settings;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
 mod support;
