@@ -21,6 +21,9 @@ use crate::{Error, Result};
 
 pub mod table;
 
+#[cfg(test)]
+mod drift;
+
 use table::{Empty, Kind, SettingSpec};
 
 /// The kinds of object `kubectl exec TYPE/NAME` resolves to a pod, as it does
@@ -496,6 +499,31 @@ pub fn parse_exec_resource_value(v: &str) -> std::result::Result<ExecResource, S
     };
     labels::check_dns1123_subdomain(name).map_err(|reason| format!("{reason} ({EXPECTED})"))?;
     Ok(ExecResource::new(kind, name))
+}
+
+/// The chart schema's `pattern` for `backups[].execResource`: the same `[TYPE/]NAME` forms as
+/// [`parse_exec_resource_value`], type names in any case (spelt `[dD]…`, since JSON Schema
+/// patterns have no portable case-insensitive flag). Generated so the schema cannot drift.
+pub fn exec_resource_pattern() -> String {
+    let any_case = |name: &str| -> String {
+        name.chars()
+            .map(|c| format!("[{c}{}]", c.to_ascii_uppercase()))
+            .collect()
+    };
+    let kinds: Vec<String> = EXEC_KINDS
+        .iter()
+        .map(|(_, group, names)| {
+            let names: Vec<String> = names.iter().map(|n| any_case(n)).collect();
+            let group = if group.is_empty() {
+                String::new()
+            } else {
+                format!("(\\.{group})?")
+            };
+            format!("({}){group}", names.join("|"))
+        })
+        .collect();
+    const LABEL: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+    format!("^(({})/)?{LABEL}(\\.{LABEL})*$", kinds.join("|"))
 }
 
 fn parse_exec_resource(raw: &Raw) -> Result<ExecResource> {

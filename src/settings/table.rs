@@ -361,7 +361,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     .doc("as seen from the container"),
     row("BAK_DB_POSTGRES_PORT", "postgres-port", PORT, Value("5432"))
         .chart(&[with("backups[].port")])
-        .doc(""),
+        .doc("TCP port"),
     row(
         "BAK_DB_POSTGRES_USER",
         "postgres-user",
@@ -427,7 +427,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     .doc("as seen from the container"),
     row("BAK_DB_MYSQL_PORT", "mysql-port", PORT, Value("3306"))
         .chart(&[with("backups[].port")])
-        .doc(""),
+        .doc("TCP port"),
     row(
         "BAK_DB_MYSQL_USER",
         "mysql-user",
@@ -505,7 +505,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         TIMEOUT,
         Value("1h"),
     )
-    .doc(""),
+    .doc("how long `BAK_LEASE_WAIT=true` waits"),
     row(
         "BAK_LEASE_DURATION",
         "lease-duration",

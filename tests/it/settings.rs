@@ -224,3 +224,111 @@ async fn every_exec_resource_kubectl_takes_resolves_to_its_pods() {
     assert!(emu.requests().is_empty());
     emu.assert_no_unexpected();
 }
+
+/// Helm from `BACKUP_NS_HELM`, else on PATH (`hack/install-helm.sh` installs one), as for the
+/// chart tests.
+fn helm_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BACKUP_NS_HELM").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("helm"))
+        .find(|p| p.is_file())
+        .expect("no Helm: run hack/install-helm.sh and export BACKUP_NS_HELM")
+}
+
+/// Whether `helm template` takes a backup whose `key` is `value` (the schema's verdict, with
+/// Helm's own regular-expression engine).
+fn helm_takes(db: &str, key: &str, value: &str) -> bool {
+    let values = serde_json::json!({
+        "backups": [{ "name": "db", "pvc": "data", "db": db, key: value }],
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("values.json");
+    std::fs::write(&file, values.to_string()).expect("values");
+    let chart = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/backup-ns");
+    Command::new(helm_bin())
+        .args(["template", "rel", "--namespace", NS])
+        .arg(chart)
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .expect("run helm")
+        .status
+        .success()
+}
+
+/// The chart's schema, as Helm applies it, takes a value exactly when the binary does (the
+/// schema once took `dumpTimeout: 2d` and refused `1h30m`, and took 253-character PVC names).
+#[test]
+fn the_chart_takes_what_the_binary_takes() {
+    let long = "a".repeat(64);
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "dumpTimeout",
+            "BAK_DB_DUMP_TIMEOUT",
+            "postgres",
+            &["1h30m", "1.5h", "90s", "2d", "15", "0s"],
+        ),
+        (
+            "pvc",
+            "BAK_PVC_NAME",
+            "skip",
+            &["data", "a.b", &long, "a..b", "Data"],
+        ),
+        (
+            "execResource",
+            "BAK_DB_POSTGRES_EXEC_RESOURCE",
+            "postgres",
+            &[
+                "rs/db",
+                "Deployment/db",
+                "db",
+                "jobs.batch/db",
+                "cronjob/db",
+                "deploy/",
+            ],
+        ),
+        (
+            "container",
+            "BAK_DB_POSTGRES_EXEC_CONTAINER",
+            "postgres",
+            &["pg", "Pg", &long],
+        ),
+        (
+            "dumpFile",
+            "BAK_DB_POSTGRES_DUMP_FILE",
+            "postgres",
+            &["/d/dump.gz", "/dir/", "rel"],
+        ),
+        (
+            "host",
+            "BAK_DB_POSTGRES_HOST",
+            "postgres",
+            &["db.example", "-x", "a b"],
+        ),
+        (
+            "port",
+            "BAK_DB_POSTGRES_PORT",
+            "postgres",
+            &["5432", "65536", "0"],
+        ),
+    ];
+    for (key, var, db, values) in cases {
+        for value in *values {
+            let selector = match *db {
+                "postgres" => ("BAK_DB_POSTGRES", "true"),
+                _ => ("BAK_DB_SKIP", "true"),
+            };
+            let binary = env_json(&[selector, (var, value)]).is_ok();
+            assert_eq!(
+                helm_takes(db, key, value),
+                binary,
+                "backups[].{key}={value:?} vs {var}: the binary {}",
+                if binary { "takes it" } else { "rejects it" }
+            );
+        }
+    }
+}
