@@ -154,33 +154,24 @@ impl ListOptions {
         if let Some(p) = &pvc {
             labels::validate_label_value(&pvc_raw.name(), p)?;
         }
-        let flag = |var, _flag, value| Raw::opt(var, value).bool();
+        // Flags and defaults come from the options table.
+        let flag = |var, value| Raw::opt(var, value).bool();
         let mut classes = Vec::new();
-        for (var, name, value, class) in [
-            ("BAK_LIST_DAILY", "--daily", &a.daily, ClassFilter::Daily),
-            (
-                "BAK_LIST_WEEKLY",
-                "--weekly",
-                &a.weekly,
-                ClassFilter::Weekly,
-            ),
-            (
-                "BAK_LIST_MONTHLY",
-                "--monthly",
-                &a.monthly,
-                ClassFilter::Monthly,
-            ),
+        for (var, value, class) in [
+            ("BAK_LIST_DAILY", &a.daily, ClassFilter::Daily),
+            ("BAK_LIST_WEEKLY", &a.weekly, ClassFilter::Weekly),
+            ("BAK_LIST_MONTHLY", &a.monthly, ClassFilter::Monthly),
         ] {
-            if flag(var, name, value)? {
+            if flag(var, value)? {
                 classes.push(class);
             }
         }
         let mut types = Vec::new();
-        for (var, name, value, vs_type) in [
-            ("BAK_LIST_ADHOC", "--adhoc", &a.adhoc, "adhoc"),
-            ("BAK_LIST_CRONJOB", "--cronjob", &a.cronjob, "cronjob"),
+        for (var, value, vs_type) in [
+            ("BAK_LIST_ADHOC", &a.adhoc, "adhoc"),
+            ("BAK_LIST_CRONJOB", &a.cronjob, "cronjob"),
         ] {
-            if flag(var, name, value)? {
+            if flag(var, value)? {
                 types.push(vs_type);
             }
         }
@@ -384,6 +375,35 @@ mod tests {
         a.weekly = None;
         a.pvc = some("bad pvc");
         assert!(ListOptions::from_args(&a, None).is_err());
+    }
+
+    #[test]
+    fn an_empty_variable_is_an_error_not_the_default() {
+        // The original's LookupEnv kept "": a typed flag set to it is refused, naming it.
+        let a = RetainArgs {
+            retain_last_daily: some(""),
+            ..RetainArgs::default()
+        };
+        let e = RetainOptions::from_args(&a, None).unwrap_err().to_string();
+        assert!(
+            e.contains("RETAIN_LAST_DAILY (--retain-last-daily)") && e.contains("set but empty"),
+            "{e}"
+        );
+        let mut a = SyncLabelsArgs::default();
+        a.scope.namespace = some("");
+        let e = SyncOptions::from_args(&a).unwrap_err().to_string();
+        assert!(e.contains("BAK_NAMESPACE (--namespace)=\"\""), "{e}");
+        // BAK_TZ="" still means TZ, then UTC.
+        let a = MarkAndDeleteArgs {
+            tz: some(""),
+            ..MarkAndDeleteArgs::default()
+        };
+        assert_eq!(
+            SweepOptions::from_args(&a, Some("Europe/Vienna"))
+                .unwrap()
+                .tz,
+            chrono_tz::Europe::Vienna
+        );
     }
 
     #[test]
