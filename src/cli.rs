@@ -1,5 +1,8 @@
 //! The command line as typed: clap derive, one flag per `BAK_*` variable (`env = …`).
 //!
+//! Which flag belongs to which variable is also in the settings table
+//! ([`crate::settings::table`]); a test holds the two together.
+//!
 //! Values stay raw strings here on purpose: [`crate::settings`] validates every one of them and
 //! names the variable *and* the flag in its error, which clap's own value parsers would not do
 //! for values that came from the environment.
@@ -291,7 +294,7 @@ pub struct CreateArgs {
     /// Random suffix of the snapshot name (default: 6 random lowercase letters).
     #[arg(long, env = "BAK_VS_RAND")]
     pub vs_rand: Option<String>,
-    /// `type` label: adhoc or cronjob.
+    /// `type` label: adhoc, cronjob or any label value (informational, as in the original).
     #[arg(long = "type", env = "BAK_LABEL_VS_TYPE")]
     pub label_type: Option<String>,
     /// `pod` label: the name of the pod running the backup.
@@ -331,6 +334,8 @@ pub struct CreateArgs {
     /// Dump PostgreSQL.
     #[arg(long = "postgres", env = "BAK_DB_POSTGRES", num_args = 0..=1, default_missing_value = "true")]
     pub postgres: Option<String>,
+    /// Where to exec: `[TYPE/]NAME` as `kubectl exec` takes it (NAME, pod/, deploy/, sts/, rs/,
+    /// ds/, job/, rc/, svc/ …).
     #[arg(long = "postgres-exec-resource", env = "BAK_DB_POSTGRES_EXEC_RESOURCE")]
     pub postgres_exec_resource: Option<String>,
     #[arg(
@@ -359,6 +364,7 @@ pub struct CreateArgs {
     /// Dump MySQL/MariaDB.
     #[arg(long = "mysql", env = "BAK_DB_MYSQL", num_args = 0..=1, default_missing_value = "true")]
     pub mysql: Option<String>,
+    /// Where to exec: `[TYPE/]NAME` as `kubectl exec` takes it.
     #[arg(long = "mysql-exec-resource", env = "BAK_DB_MYSQL_EXEC_RESOURCE")]
     pub mysql_exec_resource: Option<String>,
     #[arg(long = "mysql-exec-container", env = "BAK_DB_MYSQL_EXEC_CONTAINER")]
@@ -389,7 +395,8 @@ pub struct CreateArgs {
     /// Take a node-level lock slot before dumping.
     #[arg(long = "flock", env = "BAK_FLOCK", num_args = 0..=1, default_missing_value = "true")]
     pub flock: Option<String>,
-    /// Number of lock slots per node (default: CPUs / 2, at least 1).
+    /// Number of lock slots per node (default: the node's CPUs / 2, at least 1; not this pod's
+    /// CPU limit).
     #[arg(long = "flock-count", env = "BAK_FLOCK_COUNT")]
     pub flock_count: Option<String>,
     /// Directory of the lock slot files (a hostPath mount).

@@ -26,7 +26,7 @@ macro_rules! key {
 pub const PREFIX: &str = key!("");
 /// Name of the PVC the snapshot was taken of.
 pub const PVC: &str = key!("pvc");
-/// [`VsType`]: `adhoc` or `cronjob`.
+/// [`VsType`]: `adhoc`, `cronjob` or any label value `BAK_LABEL_VS_TYPE` names.
 pub const TYPE: &str = key!("type");
 /// Name of the pod that ran the backup (only set when known).
 pub const POD: &str = key!("pod");
@@ -102,21 +102,59 @@ impl FromStr for Retain {
     }
 }
 
-/// What started the backup: the value of the [`TYPE`] label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VsType {
-    Adhoc,
-    Cronjob,
+/// What started the backup: the value of the [`TYPE`] label (`BAK_LABEL_VS_TYPE`).
+///
+/// `adhoc` and `cronjob` are what backup-ns itself writes, but the original passed any value
+/// through as an informational label that nothing selects on, so any valid label value is
+/// accepted (e.g. `pre-upgrade`). The value is kept inline (a label value is at most 63 ASCII
+/// bytes), which keeps the type `Copy` like the enum it replaced.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VsType {
+    len: u8,
+    bytes: [u8; 63],
+}
+
+/// A `BAK_LABEL_VS_TYPE` value that is not a valid label value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid type label value {value:?}: {reason}")]
+pub struct InvalidVsType {
+    pub value: String,
+    pub reason: String,
 }
 
 impl VsType {
+    /// Backups started by hand (`backup-ns adhoc`, or `create` run directly): the default.
+    #[allow(non_upper_case_globals)]
+    pub const Adhoc: VsType = VsType::from_static("adhoc");
+    /// Backups started by the chart's CronJobs.
+    #[allow(non_upper_case_globals)]
+    pub const Cronjob: VsType = VsType::from_static("cronjob");
+    /// The values backup-ns itself writes (any other valid label value is accepted too).
     pub const VALUES: &'static [&'static str] = &["adhoc", "cronjob"];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VsType::Adhoc => "adhoc",
-            VsType::Cronjob => "cronjob",
+    const fn from_static(s: &str) -> VsType {
+        let src = s.as_bytes();
+        let mut bytes = [0u8; 63];
+        let mut i = 0;
+        while i < src.len() {
+            bytes[i] = src[i];
+            i += 1;
         }
+        VsType {
+            len: src.len() as u8,
+            bytes,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ever built from a checked label value, which is ASCII.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for VsType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VsType({:?})", self.as_str())
     }
 }
 
@@ -127,18 +165,16 @@ impl fmt::Display for VsType {
 }
 
 impl FromStr for VsType {
-    type Err = UnknownValue;
+    type Err = InvalidVsType;
 
+    /// Any valid label value (at most 63 characters of `A-Za-z0-9-_.`, alphanumeric at both
+    /// ends, or empty, which the original wrote as an empty label too).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "adhoc" => Ok(VsType::Adhoc),
-            "cronjob" => Ok(VsType::Cronjob),
-            _ => Err(UnknownValue {
-                what: "type",
-                value: s.to_owned(),
-                valid: Self::VALUES,
-            }),
-        }
+        check_label_value(s).map_err(|reason| InvalidVsType {
+            value: s.to_owned(),
+            reason,
+        })?;
+        Ok(VsType::from_static(s))
     }
 }
 
@@ -643,8 +679,19 @@ mod tests {
             err,
             r#"unknown retain value "weekly"; valid values: days, daily_weekly_monthly"#
         );
-        let err = "Adhoc".parse::<VsType>().unwrap_err().to_string();
-        assert!(err.contains("adhoc, cronjob"), "{err}");
+        for custom in [
+            "Adhoc",
+            "pre-upgrade",
+            "manual_2025.01",
+            "",
+            &"x".repeat(63),
+        ] {
+            assert_eq!(custom.parse::<VsType>().unwrap().as_str(), custom);
+        }
+        for bad in ["-x", "with space", "ünïcode", &"x".repeat(64)] {
+            let err = bad.parse::<VsType>().unwrap_err().to_string();
+            assert!(err.contains("invalid type label value"), "{err}");
+        }
     }
 
     #[test]

@@ -66,6 +66,61 @@ pub fn default_count(cpus: usize) -> u32 {
     u32::try_from(cpus / 2).unwrap_or(u32::MAX).max(1)
 }
 
+/// The kernel's lists of the node's CPUs, most to least like the original's `nproc --all`
+/// (which counts the present CPUs).
+const CPU_LISTS: [&str; 2] = [
+    "/sys/devices/system/cpu/present",
+    "/sys/devices/system/cpu/online",
+];
+
+/// Every CPU of the node, the basis of the default slot count.
+///
+/// The slots are shared by every backup pod on the node, so their number must not depend on
+/// which pod computes it: `std::thread::available_parallelism` honours this container's CPU
+/// limit (cgroup quota) and cpuset, so a pod limited to one CPU would shrink the whole node to
+/// one slot while its neighbours use more. The kernel's CPU list (visible in every container
+/// through `/sys`) is the node's; only when it cannot be read does this fall back.
+pub fn node_cpus() -> usize {
+    node_cpus_from(
+        |path| std::fs::read_to_string(path).ok(),
+        std::thread::available_parallelism().ok().map(|n| n.get()),
+    )
+}
+
+/// [`node_cpus`] with the file reader and this process's usable CPUs passed in.
+fn node_cpus_from(read: impl Fn(&str) -> Option<String>, usable: Option<usize>) -> usize {
+    CPU_LISTS
+        .iter()
+        .find_map(|path| parse_cpu_list(&read(path)?))
+        .or(usable)
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Counts the CPUs of a kernel CPU list such as `0-3,8,10-11` (see `cpuset(7)`, "List
+/// format"). `None` for anything that is not such a list, or an empty one.
+pub fn parse_cpu_list(list: &str) -> Option<usize> {
+    let list = list.trim();
+    if list.is_empty() {
+        return None;
+    }
+    let mut count = 0usize;
+    for part in list.split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
+            None => {
+                let n = part.parse::<usize>().ok()?;
+                (n, n)
+            }
+        };
+        if last < first {
+            return None;
+        }
+        count = count.checked_add(last - first + 1)?;
+    }
+    Some(count)
+}
+
 /// Takes a free slot among `<dir>/1.lock` ..= `<dir>/<count>.lock`, waiting up to `timeout` when
 /// all are busy (see the module documentation for the order and the backoff).
 ///
@@ -379,5 +434,29 @@ mod tests {
         assert_eq!(default_count(5), 2);
         assert_eq!(default_count(64), 32);
         assert_eq!(default_count(usize::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn cpu_lists_are_counted_like_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list("0\n"), Some(1));
+        assert_eq!(parse_cpu_list("0-63\n"), Some(64));
+        assert_eq!(parse_cpu_list("0-3,8,10-11"), Some(7));
+        assert_eq!(parse_cpu_list("1,3"), Some(2));
+        for bad in ["", "\n", "x", "0-", "-3", "3-1", "0,,1", "0-3 4"] {
+            assert_eq!(parse_cpu_list(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn node_cpus_are_the_nodes_not_the_containers_limit() {
+        // A 16-CPU node, this container limited to 1 CPU: the slots stay the node's 8.
+        let node = |path: &str| path.ends_with("/present").then(|| "0-15\n".to_owned());
+        assert_eq!(node_cpus_from(node, Some(1)), 16);
+        assert_eq!(default_count(node_cpus_from(node, Some(1))), 8);
+        // `present` unreadable: `online`; neither: the usable CPUs; nothing at all: 1.
+        let online = |path: &str| path.ends_with("/online").then(|| "0-3".to_owned());
+        assert_eq!(node_cpus_from(online, Some(1)), 4);
+        assert_eq!(node_cpus_from(|_| None, Some(3)), 3);
+        assert_eq!(node_cpus_from(|_| Some("garbage".into()), None), 1);
     }
 }

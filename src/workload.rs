@@ -1,16 +1,23 @@
-//! Finding the pod to exec into from `deployment/NAME`, `statefulset/NAME` or `pod/NAME`.
+//! Finding the pod to exec into from `[TYPE/]NAME`, the forms `kubectl exec` takes (the
+//! original passed the value to it): a pod by name; a Deployment, StatefulSet, ReplicaSet,
+//! DaemonSet or Job through its label selector; a ReplicationController or Service through its
+//! selector map.
 //!
 //! A workload's pods are found by its selector, `matchLabels` *and* `matchExpressions` (the
 //! original ignored the expressions). Of those, only a Running, Ready, non-terminating pod that
 //! has the container qualifies; the choice is deterministic (lowest name, so a StatefulSet's
 //! ordinal 0) so two runs exec into the same pod.
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, ReplicationController, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ListParams};
+use serde::de::DeserializeOwned;
 
-use crate::settings::ExecResource;
+use crate::settings::{ExecKind, ExecResource};
 use crate::{Error, Result};
 
 /// Turns a `LabelSelector` into the query syntax of `labelSelector=`. An empty selector would
@@ -95,6 +102,74 @@ pub fn pick<'a>(pods: &'a [Pod], container: &str) -> Result<&'a Pod, String> {
     }
 }
 
+/// A selector map (ReplicationController, Service) as a `LabelSelector`.
+fn from_map(map: Option<BTreeMap<String, String>>) -> Option<LabelSelector> {
+    map.map(|m| LabelSelector {
+        match_labels: Some(m),
+        match_expressions: None,
+    })
+}
+
+/// The label selector of a workload's pods, from its `spec.selector`.
+pub fn workload_selector(kind: ExecKind, object: serde_json::Value) -> Option<LabelSelector> {
+    fn spec<K: DeserializeOwned>(object: serde_json::Value) -> Option<K> {
+        serde_json::from_value(object).ok()
+    }
+    match kind {
+        ExecKind::Pod => None,
+        ExecKind::Deployment => spec::<Deployment>(object)?.spec.map(|s| s.selector),
+        ExecKind::StatefulSet => spec::<StatefulSet>(object)?.spec.map(|s| s.selector),
+        ExecKind::ReplicaSet => spec::<ReplicaSet>(object)?.spec.map(|s| s.selector),
+        ExecKind::DaemonSet => spec::<DaemonSet>(object)?.spec.map(|s| s.selector),
+        ExecKind::Job => spec::<Job>(object)?.spec?.selector,
+        ExecKind::ReplicationController => {
+            from_map(spec::<ReplicationController>(object)?.spec?.selector)
+        }
+        ExecKind::Service => from_map(spec::<Service>(object)?.spec?.selector),
+    }
+}
+
+/// GETs the workload as JSON (`None`: not found).
+async fn get_workload(
+    client: &kube::Client,
+    namespace: &str,
+    resource: &ExecResource,
+) -> Result<Option<serde_json::Value>> {
+    async fn get<K>(
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> kube::Result<Option<serde_json::Value>>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), namespace);
+        Ok(api
+            .get_opt(name)
+            .await?
+            .and_then(|o| serde_json::to_value(o).ok()))
+    }
+    let name = resource.name.as_str();
+    let got = match resource.kind {
+        ExecKind::Pod => get::<Pod>(client, namespace, name).await,
+        ExecKind::Deployment => get::<Deployment>(client, namespace, name).await,
+        ExecKind::StatefulSet => get::<StatefulSet>(client, namespace, name).await,
+        ExecKind::ReplicaSet => get::<ReplicaSet>(client, namespace, name).await,
+        ExecKind::DaemonSet => get::<DaemonSet>(client, namespace, name).await,
+        ExecKind::Job => get::<Job>(client, namespace, name).await,
+        ExecKind::ReplicationController => {
+            get::<ReplicationController>(client, namespace, name).await
+        }
+        ExecKind::Service => get::<Service>(client, namespace, name).await,
+    };
+    got.map_err(|e| Error::kube(format!("get {resource} in {namespace}"), e))
+}
+
 /// Resolves the exec resource to a pod name in `namespace`.
 pub async fn resolve_pod(
     client: &kube::Client,
@@ -105,38 +180,23 @@ pub async fn resolve_pod(
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let not_found =
         |what: String| Error::Precondition(format!("{resource} in namespace {namespace}: {what}"));
-    let selector = match resource {
-        ExecResource::Pod(name) => {
-            let pod = pods
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::kube(format!("get pod {namespace}/{name}"), e))?
-                .ok_or_else(|| not_found("not found".into()))?;
-            return match unfit_reason(&pod, container) {
-                None => Ok(name.clone()),
-                Some(r) => Err(not_found(format!("pod {r}"))),
-            };
-        }
-        ExecResource::Deployment(name) => {
-            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-            let d = api
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::kube(format!("get {resource} in {namespace}"), e))?
-                .ok_or_else(|| not_found("not found".into()))?;
-            d.spec.map(|s| s.selector)
-        }
-        ExecResource::StatefulSet(name) => {
-            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-            let s = api
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::kube(format!("get {resource} in {namespace}"), e))?
-                .ok_or_else(|| not_found("not found".into()))?;
-            s.spec.map(|s| s.selector)
-        }
-    };
-    let selector = selector.ok_or_else(|| not_found("has no spec.selector".into()))?;
+    if resource.kind == ExecKind::Pod {
+        let name = &resource.name;
+        let pod = pods
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::kube(format!("get pod {namespace}/{name}"), e))?
+            .ok_or_else(|| not_found("not found".into()))?;
+        return match unfit_reason(&pod, container) {
+            None => Ok(name.clone()),
+            Some(r) => Err(not_found(format!("pod {r}"))),
+        };
+    }
+    let object = get_workload(client, namespace, resource)
+        .await?
+        .ok_or_else(|| not_found("not found".into()))?;
+    let selector = workload_selector(resource.kind, object)
+        .ok_or_else(|| not_found("has no spec.selector".into()))?;
     let query = selector_query(&selector)
         .map_err(|e| not_found(format!("cannot use its selector: {e}")))?;
     let list = pods
@@ -211,5 +271,55 @@ mod tests {
             pick(&[], "postgres").unwrap_err(),
             "no pods match its selector"
         );
+    }
+
+    #[test]
+    fn every_kind_yields_its_selector() {
+        let labels = json!({"matchLabels": {"app": "db"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]});
+        let template = json!({"metadata": {"labels": {"app": "db", "tier": "a"}}, "spec": {"containers": [{"name": "c"}]}});
+        for (kind, object) in [
+            (
+                ExecKind::Deployment,
+                json!({"spec": {"selector": labels, "template": template}}),
+            ),
+            (
+                ExecKind::StatefulSet,
+                json!({"spec": {"selector": labels, "template": template, "serviceName": "x"}}),
+            ),
+            (
+                ExecKind::ReplicaSet,
+                json!({"spec": {"selector": labels, "template": template}}),
+            ),
+            (
+                ExecKind::DaemonSet,
+                json!({"spec": {"selector": labels, "template": template}}),
+            ),
+            (
+                ExecKind::Job,
+                json!({"spec": {"selector": labels, "template": template}}),
+            ),
+        ] {
+            let sel = workload_selector(kind, object).unwrap_or_else(|| panic!("{kind:?}"));
+            assert_eq!(
+                selector_query(&sel).unwrap(),
+                "app=db,tier in (a)",
+                "{kind:?}"
+            );
+        }
+        for (kind, object) in [
+            (
+                ExecKind::ReplicationController,
+                json!({"spec": {"selector": {"app": "db"}}}),
+            ),
+            (
+                ExecKind::Service,
+                json!({"spec": {"selector": {"app": "db"}}}),
+            ),
+        ] {
+            let sel = workload_selector(kind, object).unwrap_or_else(|| panic!("{kind:?}"));
+            assert_eq!(selector_query(&sel).unwrap(), "app=db", "{kind:?}");
+        }
+        // A Service without a selector (its endpoints are managed by hand) has no pods to pick.
+        assert!(workload_selector(ExecKind::Service, json!({"spec": {"ports": []}})).is_none());
     }
 }

@@ -59,13 +59,11 @@ pub fn report_error(e: &Error) -> ExitStatus {
     e.exit_status()
 }
 
-/// Settings from the arguments, `TZ` and the CPU count of this machine.
+/// Settings from the arguments, `TZ` and the CPU count of the node (not of this container: see
+/// [`crate::lock::node_cpus`]).
 pub fn settings_from(args: &CreateArgs) -> Result<Settings, Error> {
     let tz = std::env::var("TZ").ok();
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    Settings::from_args(args, tz.as_deref(), cpus)
+    Settings::from_args(args, tz.as_deref(), crate::lock::node_cpus())
 }
 
 /// A client from the kubeconfig (or in-cluster config), and the kube context's namespace.

@@ -20,8 +20,8 @@ use super::api::DEFAULT_QPS;
 
 /// Requests per second of the rate limit.
 fn qps(a: &ApiArgs) -> Result<f64> {
-    let raw = Raw::new("BAK_API_QPS", "--qps", &a.qps);
-    let Some(v) = raw.get() else {
+    let raw = Raw::opt("BAK_API_QPS", &a.qps);
+    let Some(v) = raw.get()? else {
         return Ok(DEFAULT_QPS);
     };
     match v.trim().parse::<f64>() {
@@ -35,20 +35,18 @@ fn qps(a: &ApiArgs) -> Result<f64> {
 
 /// The namespace to work in; `None`: all namespaces.
 fn scope(a: &ScopeArgs) -> Result<Option<String>> {
-    let all =
-        Raw::new("BAK_ALL_NAMESPACES", "--all-namespaces", &a.all_namespaces).bool_or(false)?;
-    let namespace = Raw::new("BAK_NAMESPACE", "--namespace", &a.namespace).namespace()?;
+    let all = Raw::opt("BAK_ALL_NAMESPACES", &a.all_namespaces).bool()?;
+    let namespace = Raw::opt("BAK_NAMESPACE", &a.namespace).namespace()?;
     Ok(if all { None } else { namespace })
 }
 
 fn dry_run(value: &Option<String>) -> Result<bool> {
-    Raw::new("BAK_DRY_RUN", "--dry-run", value).bool_or(false)
+    Raw::opt("BAK_DRY_RUN", value).bool()
 }
 
 /// The brake of `retain`, `mark-and-delete` and `prune`.
 fn max_deletions(value: &Option<String>) -> Result<usize> {
-    Raw::new("BAK_MAX_DELETIONS", "--max-deletions", value)
-        .count_or(DEFAULT_MAX_DELETIONS, 10_000_000)
+    Raw::opt("BAK_MAX_DELETIONS", value).count_or(DEFAULT_MAX_DELETIONS, 10_000_000)
 }
 
 /// The time zone of dates, from `--tz`/`BAK_TZ`, else `TZ`, else UTC.
@@ -71,24 +69,12 @@ impl RetainOptions {
     pub fn from_args(a: &RetainArgs, tz_env: Option<&str>) -> Result<RetainOptions> {
         const MAX: usize = 10_000;
         let policy = Policy {
-            keep_daily: Raw::new(
-                "RETAIN_LAST_DAILY",
-                "--retain-last-daily",
-                &a.retain_last_daily,
-            )
-            .count_or(DEFAULT_KEEP_DAILY, MAX)?,
-            keep_weekly: Raw::new(
-                "RETAIN_LAST_WEEKLY",
-                "--retain-last-weekly",
-                &a.retain_last_weekly,
-            )
-            .count_or(DEFAULT_KEEP_WEEKLY, MAX)?,
-            keep_monthly: Raw::new(
-                "RETAIN_LAST_MONTHLY",
-                "--retain-last-monthly",
-                &a.retain_last_monthly,
-            )
-            .count_or(DEFAULT_KEEP_MONTHLY, MAX)?,
+            keep_daily: Raw::opt("RETAIN_LAST_DAILY", &a.retain_last_daily)
+                .count_or(DEFAULT_KEEP_DAILY, MAX)?,
+            keep_weekly: Raw::opt("RETAIN_LAST_WEEKLY", &a.retain_last_weekly)
+                .count_or(DEFAULT_KEEP_WEEKLY, MAX)?,
+            keep_monthly: Raw::opt("RETAIN_LAST_MONTHLY", &a.retain_last_monthly)
+                .count_or(DEFAULT_KEEP_MONTHLY, MAX)?,
             max_deletions: max_deletions(&a.max_deletions)?,
             ..Policy::default()
         };
@@ -117,12 +103,11 @@ impl SweepOptions {
     pub fn from_args(a: &MarkAndDeleteArgs, tz_env: Option<&str>) -> Result<SweepOptions> {
         let policy = Policy {
             max_deletions: max_deletions(&a.max_deletions)?,
-            allow_deleting_last_ready: Raw::new(
+            allow_deleting_last_ready: Raw::opt(
                 "BAK_ALLOW_DELETING_LAST_READY",
-                "--allow-deleting-last-ready",
                 &a.allow_deleting_last_ready,
             )
-            .bool_or(false)?,
+            .bool()?,
             ..Policy::default()
         };
         Ok(SweepOptions {
@@ -139,12 +124,11 @@ impl RetainOptions {
     /// Options of `prune`: `retain`'s, with the sweep's `--allow-deleting-last-ready`.
     pub fn for_prune(a: &PruneArgs, tz_env: Option<&str>) -> Result<RetainOptions> {
         let mut o = RetainOptions::from_args(&a.retain, tz_env)?;
-        o.policy.allow_deleting_last_ready = Raw::new(
+        o.policy.allow_deleting_last_ready = Raw::opt(
             "BAK_ALLOW_DELETING_LAST_READY",
-            "--allow-deleting-last-ready",
             &a.allow_deleting_last_ready,
         )
-        .bool_or(false)?;
+        .bool()?;
         Ok(o)
     }
 }
@@ -184,45 +168,35 @@ pub struct ListOptions {
 
 impl ListOptions {
     pub fn from_args(a: &ListArgs, tz_env: Option<&str>) -> Result<ListOptions> {
-        let pvc_raw = Raw::new("BAK_PVC_NAME", "--pvc", &a.pvc);
-        let pvc = pvc_raw.get().map(str::to_owned);
+        let pvc_raw = Raw::opt("BAK_PVC_NAME", &a.pvc);
+        let pvc = pvc_raw.get()?.map(str::to_owned);
         if let Some(p) = &pvc {
             labels::validate_label_value(&pvc_raw.name(), p)?;
         }
-        let flag = |var, flag, value| Raw::new(var, flag, value).bool_or(false);
+        // Flags and defaults come from the options table.
+        let flag = |var, value| Raw::opt(var, value).bool();
         let mut classes = Vec::new();
-        for (var, name, value, class) in [
-            ("BAK_LIST_DAILY", "--daily", &a.daily, ClassFilter::Daily),
-            (
-                "BAK_LIST_WEEKLY",
-                "--weekly",
-                &a.weekly,
-                ClassFilter::Weekly,
-            ),
-            (
-                "BAK_LIST_MONTHLY",
-                "--monthly",
-                &a.monthly,
-                ClassFilter::Monthly,
-            ),
+        for (var, value, class) in [
+            ("BAK_LIST_DAILY", &a.daily, ClassFilter::Daily),
+            ("BAK_LIST_WEEKLY", &a.weekly, ClassFilter::Weekly),
+            ("BAK_LIST_MONTHLY", &a.monthly, ClassFilter::Monthly),
         ] {
-            if flag(var, name, value)? {
+            if flag(var, value)? {
                 classes.push(class);
             }
         }
         let mut types = Vec::new();
-        for (var, name, value, vs_type) in [
-            ("BAK_LIST_ADHOC", "--adhoc", &a.adhoc, "adhoc"),
-            ("BAK_LIST_CRONJOB", "--cronjob", &a.cronjob, "cronjob"),
+        for (var, value, vs_type) in [
+            ("BAK_LIST_ADHOC", &a.adhoc, "adhoc"),
+            ("BAK_LIST_CRONJOB", &a.cronjob, "cronjob"),
         ] {
-            if flag(var, name, value)? {
+            if flag(var, value)? {
                 types.push(vs_type);
             }
         }
         Ok(ListOptions {
-            all_namespaces: Raw::new("BAK_ALL_NAMESPACES", "--all-namespaces", &a.all_namespaces)
-                .bool_or(false)?,
-            namespace: Raw::new("BAK_NAMESPACE", "--namespace", &a.namespace).namespace()?,
+            all_namespaces: Raw::opt("BAK_ALL_NAMESPACES", &a.all_namespaces).bool()?,
+            namespace: Raw::opt("BAK_NAMESPACE", &a.namespace).namespace()?,
             pvc,
             classes,
             types,
@@ -264,8 +238,8 @@ impl DeleteOptions {
         labels::validate_dns1123_subdomain("NAME (the volumesnapshot to delete)", &a.name)?;
         Ok(DeleteOptions {
             name: a.name.clone(),
-            namespace: Raw::new("BAK_NAMESPACE", "--namespace", &a.namespace).namespace()?,
-            yes: Raw::new("BAK_YES", "--yes", &a.yes).bool_or(false)?,
+            namespace: Raw::opt("BAK_NAMESPACE", &a.namespace).namespace()?,
+            yes: Raw::opt("BAK_YES", &a.yes).bool()?,
             dry_run: dry_run(&a.dry_run)?,
             qps: qps(&a.api)?,
         })
@@ -420,6 +394,35 @@ mod tests {
         a.weekly = None;
         a.pvc = some("bad pvc");
         assert!(ListOptions::from_args(&a, None).is_err());
+    }
+
+    #[test]
+    fn an_empty_variable_is_an_error_not_the_default() {
+        // The original's LookupEnv kept "": a typed flag set to it is refused, naming it.
+        let a = RetainArgs {
+            retain_last_daily: some(""),
+            ..RetainArgs::default()
+        };
+        let e = RetainOptions::from_args(&a, None).unwrap_err().to_string();
+        assert!(
+            e.contains("RETAIN_LAST_DAILY (--retain-last-daily)") && e.contains("set but empty"),
+            "{e}"
+        );
+        let mut a = SyncLabelsArgs::default();
+        a.scope.namespace = some("");
+        let e = SyncOptions::from_args(&a).unwrap_err().to_string();
+        assert!(e.contains("BAK_NAMESPACE (--namespace)=\"\""), "{e}");
+        // BAK_TZ="" still means TZ, then UTC.
+        let a = MarkAndDeleteArgs {
+            tz: some(""),
+            ..MarkAndDeleteArgs::default()
+        };
+        assert_eq!(
+            SweepOptions::from_args(&a, Some("Europe/Vienna"))
+                .unwrap()
+                .tz,
+            chrono_tz::Europe::Vienna
+        );
     }
 
     #[test]

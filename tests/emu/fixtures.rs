@@ -106,6 +106,64 @@ pub fn statefulset(
     sts
 }
 
+/// A ReplicaSet, like [`deployment`].
+pub fn replicaset(ns: &str, name: &str, match_labels: &[(&str, &str)]) -> Value {
+    workload("ReplicaSet", ns, name, match_labels, &[])
+}
+
+/// A DaemonSet, like [`deployment`] (no replicas).
+pub fn daemonset(ns: &str, name: &str, match_labels: &[(&str, &str)]) -> Value {
+    let mut ds = workload("DaemonSet", ns, name, match_labels, &[]);
+    let spec = ds["spec"].as_object_mut().expect("spec");
+    spec.remove("replicas");
+    ds["status"] = json!({ "numberReady": 1, "desiredNumberScheduled": 1 });
+    ds
+}
+
+/// A Job whose selector is `match_labels` (as the Job controller sets `controller-uid`).
+pub fn job(ns: &str, name: &str, match_labels: &[(&str, &str)]) -> Value {
+    let mut job = workload("Job", ns, name, match_labels, &[]);
+    job["apiVersion"] = json!("batch/v1");
+    let spec = job["spec"].as_object_mut().expect("spec");
+    spec.remove("replicas");
+    job["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+    job["status"] = json!({ "active": 1 });
+    job
+}
+
+/// A ReplicationController with the selector map `selector`.
+pub fn replicationcontroller(ns: &str, name: &str, selector: &[(&str, &str)]) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": { "namespace": ns, "name": name },
+        "spec": {
+            "replicas": 1,
+            "selector": labels(selector),
+            "template": {
+                "metadata": { "labels": labels(selector) },
+                "spec": { "containers": [{ "name": "main", "image": "emu" }] },
+            },
+        },
+        "status": { "replicas": 1, "readyReplicas": 1 },
+    })
+}
+
+/// A ClusterIP Service with the selector map `selector`.
+pub fn service(ns: &str, name: &str, selector: &[(&str, &str)]) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "namespace": ns, "name": name },
+        "spec": {
+            "selector": labels(selector),
+            "ports": [{ "port": 5432, "protocol": "TCP" }],
+            "type": "ClusterIP",
+        },
+        "status": { "loadBalancer": {} },
+    })
+}
+
 /// A pod with `containers` as `(name, env)`, where env values are literal (`value:`).
 /// `phase` is `Running`, `Pending`, …; `ready` sets the Ready condition; `deleting` sets
 /// `metadata.deletionTimestamp` (a terminating pod).

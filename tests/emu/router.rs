@@ -482,7 +482,7 @@ mod tests {
         let t = parse_path("/api/v1/namespaces/ns").unwrap();
         assert_eq!((t.rt.plural, t.name.as_deref()), ("namespaces", Some("ns")));
         assert!(parse_path("/api/v1/pods/x").is_none());
-        assert!(parse_path("/apis/apps/v1/namespaces/ns/replicasets").is_none());
+        assert!(parse_path("/apis/apps/v1/namespaces/ns/controllerrevisions").is_none());
         assert_eq!(
             Query::parse("&command=sh&command=a+b%3Bc").all("command"),
             ["sh", "a b;c"]

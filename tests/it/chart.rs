@@ -198,8 +198,14 @@ fn chart_namespace_release_role_is_exactly_what_create_needs() {
             triple("", "persistentvolumeclaims", &["get"]),
             triple("", "pods", &["get", "list"]),
             triple("", "pods/exec", &["create", "get"]),
+            // Issue 7 C7: every exec resource kind kubectl accepts, get by name only.
+            triple("", "replicationcontrollers", &["get"]),
+            triple("", "services", &["get"]),
+            triple("apps", "daemonsets", &["get"]),
             triple("apps", "deployments", &["get"]),
+            triple("apps", "replicasets", &["get"]),
             triple("apps", "statefulsets", &["get"]),
+            triple("batch", "jobs", &["get"]),
             triple(
                 "coordination.k8s.io",
                 "leases",
@@ -234,7 +240,7 @@ fn chart_namespace_release_role_is_exactly_what_create_needs() {
     let r = rules(one(&docs, "Role", "rel-backup-ns"));
     assert!(r.contains(&triple("batch", "cronjobs", &["get"])));
     assert!(r.contains(&triple("batch", "jobs", &["create", "get", "list"])));
-    assert_eq!(r.len(), 10);
+    assert_eq!(r.len(), 15);
 }
 
 #[test]

@@ -994,14 +994,14 @@ async fn emu_faults_reach_the_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn emu_records_unknown_requests_as_unexpected() {
     let (emu, client) = start().await;
-    let unknown = http::Request::get("/apis/apps/v1/namespaces/app/replicasets")
+    let unknown = http::Request::get("/apis/apps/v1/namespaces/app/controllerrevisions")
         .body(vec![])
         .unwrap();
     let e = api_error(client.request_text(unknown).await);
     assert_eq!(e.code, 404);
     assert!(
         e.message
-            .contains("GET /apis/apps/v1/namespaces/app/replicasets"),
+            .contains("GET /apis/apps/v1/namespaces/app/controllerrevisions"),
         "{}",
         e.message
     );
@@ -1013,7 +1013,7 @@ async fn emu_records_unknown_requests_as_unexpected() {
     assert_eq!(unexpected.len(), 2);
     assert_eq!(
         unexpected[0].path,
-        "/apis/apps/v1/namespaces/app/replicasets"
+        "/apis/apps/v1/namespaces/app/controllerrevisions"
     );
     assert!(
         unexpected[1].to_string().contains("watch=true"),

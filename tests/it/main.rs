@@ -15,6 +15,7 @@ mod emu;
 mod emu_tests;
 mod exec_compat;
 mod lifecycle;
+mod settings;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
 mod support;

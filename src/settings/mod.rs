@@ -4,8 +4,9 @@
 //! The original silently fell back to defaults on invalid values and failed late on long label
 //! values. Here every raw value from [`crate::cli::CreateArgs`] (flag or environment) is parsed
 //! once; the first invalid one stops the run with exit code 2 and an error naming the variable,
-//! its flag and the value. This module is pure: the time zone variable and the CPU count are
-//! passed in.
+//! its flag and the value. Flags, defaults and what an empty value means come from the one
+//! table in [`table`]. This module is pure: the time zone variable and the CPU count are passed
+//! in.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,21 +19,104 @@ use crate::labels::{self, Retain, VsType};
 use crate::naming::{self, Template};
 use crate::{Error, Result};
 
-/// A workload to exec into: `deployment/NAME`, `statefulset/NAME` or `pod/NAME`.
+pub mod table;
+
+#[cfg(test)]
+mod drift;
+
+use table::{Empty, Kind, SettingSpec};
+
+/// The kinds of object `kubectl exec TYPE/NAME` resolves to a pod, as it does
+/// (`polymorphichelpers.AttachablePodForObjectFn`): a pod by name, the others through their
+/// selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExecKind {
+    Pod,
+    Deployment,
+    StatefulSet,
+    ReplicaSet,
+    DaemonSet,
+    Job,
+    ReplicationController,
+    Service,
+}
+
+/// How `kubectl` names each kind: its API group and its resource names (singular first, then
+/// plural and short names), which kubectl matches case-insensitively, with or without
+/// `.GROUP`. A bare `NAME` is a pod.
+pub const EXEC_KINDS: &[(ExecKind, &str, &[&str])] = &[
+    (ExecKind::Pod, "", &["pod", "pods", "po"]),
+    (
+        ExecKind::Deployment,
+        "apps",
+        &["deployment", "deployments", "deploy"],
+    ),
+    (
+        ExecKind::StatefulSet,
+        "apps",
+        &["statefulset", "statefulsets", "sts"],
+    ),
+    (
+        ExecKind::ReplicaSet,
+        "apps",
+        &["replicaset", "replicasets", "rs"],
+    ),
+    (
+        ExecKind::DaemonSet,
+        "apps",
+        &["daemonset", "daemonsets", "ds"],
+    ),
+    (ExecKind::Job, "batch", &["job", "jobs"]),
+    (
+        ExecKind::ReplicationController,
+        "",
+        &["replicationcontroller", "replicationcontrollers", "rc"],
+    ),
+    (ExecKind::Service, "", &["service", "services", "svc"]),
+];
+
+impl ExecKind {
+    /// `deployment`: the singular resource name.
+    pub fn name(self) -> &'static str {
+        EXEC_KINDS
+            .iter()
+            .find(|(k, _, _)| *k == self)
+            .map_or("pod", |(_, _, names)| names[0])
+    }
+
+    /// The kind a `kubectl` type name stands for (`deploy`, `Deployments`, `sts.apps`, …).
+    pub fn parse(type_name: &str) -> Option<ExecKind> {
+        let lower = type_name.to_ascii_lowercase();
+        EXEC_KINDS.iter().find_map(|(kind, group, names)| {
+            let resource = match lower.split_once('.') {
+                Some((resource, g)) if g == *group && !group.is_empty() => resource,
+                Some(_) => return None,
+                None => lower.as_str(),
+            };
+            names.contains(&resource).then_some(*kind)
+        })
+    }
+}
+
+/// A workload to exec into: `[TYPE/]NAME` as `kubectl exec` takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExecResource {
-    Deployment(String),
-    StatefulSet(String),
-    Pod(String),
+pub struct ExecResource {
+    pub kind: ExecKind,
+    pub name: String,
+}
+
+impl ExecResource {
+    pub fn new(kind: ExecKind, name: impl Into<String>) -> Self {
+        ExecResource {
+            kind,
+            name: name.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for ExecResource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExecResource::Deployment(n) => write!(f, "deployment/{n}"),
-            ExecResource::StatefulSet(n) => write!(f, "statefulset/{n}"),
-            ExecResource::Pod(n) => write!(f, "pod/{n}"),
-        }
+        write!(f, "{}/{}", self.kind.name(), self.name)
     }
 }
 
@@ -85,7 +169,8 @@ pub struct Settings {
     pub tz: Tz,
     /// Where the time zone came from (`BAK_TZ`, `TZ` or the UTC default), for logs.
     pub tz_source: &'static str,
-    /// Every setting as `(VARIABLE, shown value)`, secrets redacted, for `backup-ns env`.
+    /// Every setting as `(VARIABLE, shown value)`, secrets redacted, for `backup-ns env`
+    /// (which prints them in [`table::SETTINGS`] order).
     pub described: Vec<(&'static str, String)>,
 }
 
@@ -93,16 +178,50 @@ pub struct Settings {
 /// its arguments through this, so all errors name the variable, its flag and the value.
 pub(crate) struct Raw<'a> {
     var: &'static str,
-    flag: &'static str,
+    flag: String,
     value: Option<&'a str>,
+    spec: Option<&'static SettingSpec>,
 }
 
 impl<'a> Raw<'a> {
+    /// A value of a setting or flag named in the table (for `create`'s settings the
+    /// [`table::SETTINGS`] row, for other commands the [`table::OPTIONS`] row wins).
     pub(crate) fn new(var: &'static str, flag: &'static str, value: &'a Option<String>) -> Self {
+        let spec = table::option(var).or_else(|| table::setting(var));
+        debug_assert!(
+            spec.is_none_or(|s| s.flag() == flag),
+            "{var}: flag {flag} differs from the settings table"
+        );
         Raw {
             var,
-            flag,
+            flag: flag.to_owned(),
             value: value.as_deref(),
+            spec,
+        }
+    }
+
+    /// A value of a `create` setting: its flag and default come from [`table::SETTINGS`].
+    pub(crate) fn of(var: &'static str, value: &'a Option<String>) -> Self {
+        let spec = table::setting(var);
+        debug_assert!(spec.is_some(), "{var} is not in the settings table");
+        Raw {
+            var,
+            flag: spec.map(|s| s.flag()).unwrap_or_default(),
+            value: value.as_deref(),
+            spec,
+        }
+    }
+
+    /// A value of a lifecycle command's flag: its flag and default come from
+    /// [`table::OPTIONS`].
+    pub(crate) fn opt(var: &'static str, value: &'a Option<String>) -> Self {
+        let spec = table::option(var);
+        debug_assert!(spec.is_some(), "{var} is not in the options table");
+        Raw {
+            var,
+            flag: spec.map(|s| s.flag()).unwrap_or_default(),
+            value: value.as_deref(),
+            spec,
         }
     }
 
@@ -114,26 +233,66 @@ impl<'a> Raw<'a> {
         Error::config(self.name(), value, reason)
     }
 
-    /// The value; an empty string counts as unset, as for the original's env loader.
-    pub(crate) fn get(&self) -> Option<&'a str> {
-        self.value.filter(|v| !v.is_empty())
+    /// The value as given, `None` when unset. A variable set to the empty string is set (the
+    /// original read them with Go's `os.LookupEnv`); what it means is the table's
+    /// [`Empty`] rule: an error for typed settings, the default where the original made an
+    /// empty value mean that, or the empty string itself.
+    pub(crate) fn get(&self) -> Result<Option<&'a str>> {
+        match self.value {
+            Some("") => match self.spec.map_or(Empty::Invalid, |s| s.empty) {
+                Empty::Value => Ok(Some("")),
+                Empty::Default => Ok(None),
+                Empty::Invalid => Err(self.err(
+                    "",
+                    format!(
+                        "the variable is set but empty; {}, or unset it for the default ({})",
+                        self.spec.map_or("give a value", |s| expectation(s.kind)),
+                        self.default_text()
+                    ),
+                )),
+            },
+            other => Ok(other),
+        }
     }
 
-    fn string_or(&self, default: &str) -> String {
-        self.get().unwrap_or(default).to_string()
+    fn default_text(&self) -> String {
+        match self.spec.map(|s| s.default) {
+            Some(table::DefaultValue::Value(v)) => v.to_owned(),
+            Some(table::DefaultValue::Computed(text)) => text.replace('`', ""),
+            Some(table::DefaultValue::Required) => "none: it is required".to_owned(),
+            None => "see --help".to_owned(),
+        }
+    }
+
+    /// The value, else the table's default value (`None`: unset, and the default is computed).
+    fn get_or_default(&self) -> Result<Option<&'a str>> {
+        Ok(self.get()?.or(match self.spec.map(|s| s.default) {
+            Some(table::DefaultValue::Value(v)) => Some(v),
+            _ => None,
+        }))
+    }
+
+    /// The value or the table's default, as a string.
+    fn string(&self) -> Result<String> {
+        Ok(self.get_or_default()?.unwrap_or_default().to_string())
     }
 
     /// Go's `strconv.ParseBool` set, the original's contract; anything else is an error.
     pub(crate) fn bool_or(&self, default: bool) -> Result<bool> {
-        match self.get() {
+        match self.get()? {
             None => Ok(default),
-            Some(v) => parse_bool(v)
-                .ok_or_else(|| self.err(v, "expected a boolean: true or false (also 1/0, t/f)")),
+            Some(v) => parse_bool(v).ok_or_else(|| self.err(v, expectation(Kind::Bool))),
         }
     }
 
+    /// A boolean with the table's default.
+    pub(crate) fn bool(&self) -> Result<bool> {
+        let default = self.get_or_default()?.and_then(parse_bool).unwrap_or(false);
+        self.bool_or(default)
+    }
+
     fn u32_in(&self, default: u32, min: u32, max: u32) -> Result<u32> {
-        match self.get() {
+        match self.get()? {
             None => Ok(default),
             Some(v) => match v.trim().parse::<u32>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(n),
@@ -142,8 +301,30 @@ impl<'a> Raw<'a> {
         }
     }
 
+    /// A whole number within the table's bounds; `computed` is the default where the table's
+    /// is computed at run time.
+    fn u32_or(&self, computed: u32) -> Result<u32> {
+        let (min, max) = self.int_bounds();
+        let default = match self.spec.map(|s| s.default) {
+            Some(table::DefaultValue::Value(v)) => v.parse().unwrap_or(computed),
+            _ => computed,
+        };
+        self.u32_in(
+            default,
+            u32::try_from(min).unwrap_or(0),
+            u32::try_from(max).unwrap_or(u32::MAX),
+        )
+    }
+
+    fn int_bounds(&self) -> (u64, u64) {
+        match self.spec.map(|s| s.kind) {
+            Some(Kind::Int { min, max }) => (min, max),
+            _ => (0, u64::from(u32::MAX)),
+        }
+    }
+
     pub(crate) fn count_or(&self, default: usize, max: usize) -> Result<usize> {
-        match self.get() {
+        match self.get()? {
             None => Ok(default),
             Some(v) => match v.trim().parse::<usize>() {
                 Ok(n) if n <= max => Ok(n),
@@ -154,7 +335,7 @@ impl<'a> Raw<'a> {
 
     /// An optional namespace, validated as a DNS-1123 label.
     pub(crate) fn namespace(&self) -> Result<Option<String>> {
-        let Some(ns) = self.get() else {
+        let Some(ns) = self.get()? else {
             return Ok(None);
         };
         labels::validate_dns1123_label(&self.name(), ns)?;
@@ -162,8 +343,42 @@ impl<'a> Raw<'a> {
     }
 
     pub(crate) fn duration_or(&self, default: &str) -> Result<Duration> {
-        let v = self.get().unwrap_or(default);
+        let v = self.get()?.unwrap_or(default);
         parse_duration(v).map_err(|reason| self.err(v, reason))
+    }
+
+    /// A duration with the table's default; zero is an error where the table says so.
+    fn duration(&self) -> Result<Duration> {
+        let v = self.get_or_default()?.unwrap_or("0");
+        let d = parse_duration(v).map_err(|reason| self.err(v, reason))?;
+        if d.is_zero()
+            && matches!(
+                self.spec.map(|s| s.kind),
+                Some(Kind::Duration { nonzero: true })
+            )
+        {
+            return Err(self.err(v, "must be greater than zero"));
+        }
+        Ok(d)
+    }
+}
+
+/// What a value of `kind` looks like, for error messages.
+fn expectation(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bool => "expected a boolean: true or false (also 1/0, t/f)",
+        Kind::Duration { .. } => "expected a duration with a unit, e.g. 15m, 90s, 1h30m",
+        Kind::Int { .. } | Kind::Float { .. } => "expected a number",
+        Kind::Enum(_) => "expected one of the listed values",
+        Kind::Dns1123Label | Kind::Dns1123Subdomain | Kind::PvcName => "expected a Kubernetes name",
+        Kind::ExecResource => "expected [TYPE/]NAME, e.g. deployment/app-base",
+        Kind::AbsPath => "expected an absolute path",
+        Kind::Host => "expected a host name or IP address",
+        Kind::Charset => "expected a character set name such as utf8mb4",
+        Kind::Rand => "expected a-z and 0-9",
+        Kind::Template => "expected a name template",
+        Kind::TimeZone => "expected an IANA time zone name",
+        Kind::LabelValue | Kind::ValueRef => "give a value",
     }
 }
 
@@ -269,46 +484,76 @@ pub fn resolve_tz(bak_tz: Option<&str>, tz: Option<&str>) -> Result<(Tz, &'stati
     })
 }
 
-fn parse_exec_resource(raw: &Raw, default: &str) -> Result<ExecResource> {
-    let v = raw.string_or(default);
-    let (kind, name) = v
-        .split_once('/')
-        .ok_or_else(|| raw.err(&v, "expected deployment/NAME, statefulset/NAME or pod/NAME"))?;
-    labels::validate_dns1123_subdomain(&raw.name(), name)?;
-    match kind {
-        "deployment" | "deploy" | "deployments" | "deployment.apps" => {
-            Ok(ExecResource::Deployment(name.into()))
-        }
-        "statefulset" | "sts" | "statefulsets" | "statefulset.apps" => {
-            Ok(ExecResource::StatefulSet(name.into()))
-        }
-        "pod" | "po" | "pods" => Ok(ExecResource::Pod(name.into())),
-        _ => Err(raw.err(&v, "expected deployment/NAME, statefulset/NAME or pod/NAME")),
-    }
+/// `[TYPE/]NAME` as `kubectl exec` takes it: a bare name is a pod; `TYPE` is any name
+/// [`EXEC_KINDS`] lists for a kind, in any case, with or without its `.GROUP`.
+pub fn parse_exec_resource_value(v: &str) -> std::result::Result<ExecResource, String> {
+    const EXPECTED: &str = "expected [TYPE/]NAME as kubectl exec takes it: NAME or pod/NAME, \
+         deployment/NAME (deploy), statefulset/NAME (sts), replicaset/NAME (rs), \
+         daemonset/NAME (ds), job/NAME, replicationcontroller/NAME (rc) or service/NAME (svc)";
+    let (kind, name) = match v.split_once('/') {
+        Some((type_name, name)) => (
+            ExecKind::parse(type_name).ok_or_else(|| EXPECTED.to_owned())?,
+            name,
+        ),
+        None => (ExecKind::Pod, v),
+    };
+    labels::check_dns1123_subdomain(name).map_err(|reason| format!("{reason} ({EXPECTED})"))?;
+    Ok(ExecResource::new(kind, name))
 }
 
-fn parse_dump_file(raw: &Raw, default: &str) -> Result<String> {
-    let v = raw.string_or(default);
+/// The chart schema's `pattern` for `backups[].execResource`: the same `[TYPE/]NAME` forms as
+/// [`parse_exec_resource_value`], type names in any case (spelt `[dD]…`, since JSON Schema
+/// patterns have no portable case-insensitive flag). Generated so the schema cannot drift.
+pub fn exec_resource_pattern() -> String {
+    let any_case = |name: &str| -> String {
+        name.chars()
+            .map(|c| format!("[{c}{}]", c.to_ascii_uppercase()))
+            .collect()
+    };
+    let kinds: Vec<String> = EXEC_KINDS
+        .iter()
+        .map(|(_, group, names)| {
+            let names: Vec<String> = names.iter().map(|n| any_case(n)).collect();
+            let group = if group.is_empty() {
+                String::new()
+            } else {
+                format!("(\\.{group})?")
+            };
+            format!("({}){group}", names.join("|"))
+        })
+        .collect();
+    const LABEL: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+    format!("^(({})/)?{LABEL}(\\.{LABEL})*$", kinds.join("|"))
+}
+
+fn parse_exec_resource(raw: &Raw) -> Result<ExecResource> {
+    let v = raw.string()?;
+    parse_exec_resource_value(&v).map_err(|reason| raw.err(&v, reason))
+}
+
+fn parse_dump_file(raw: &Raw) -> Result<String> {
+    let v = raw.string()?;
     if !v.starts_with('/') || v.ends_with('/') || v.contains('\n') || v.contains('\0') {
         return Err(raw.err(&v, "expected an absolute file path inside the container"));
     }
     Ok(v)
 }
 
-fn parse_port(raw: &Raw, default: u16) -> Result<u16> {
-    Ok(raw.u32_in(default as u32, 1, 65535)? as u16)
+fn parse_port(raw: &Raw) -> Result<u16> {
+    Ok(raw.u32_or(0)? as u16)
 }
 
-fn parse_host(raw: &Raw, default: &str) -> Result<String> {
-    let v = raw.string_or(default);
-    if v.chars().any(|c| c.is_whitespace() || c.is_control()) || v.starts_with('-') {
+fn parse_host(raw: &Raw) -> Result<String> {
+    let v = raw.string()?;
+    if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) || v.starts_with('-')
+    {
         return Err(raw.err(&v, "expected a host name or IP address"));
     }
     Ok(v)
 }
 
-fn parse_value_ref(raw: &Raw, default: &str) -> Result<ValueRef> {
-    let v = raw.string_or(default);
+fn parse_value_ref(raw: &Raw) -> Result<ValueRef> {
+    let v = raw.string()?;
     if v.contains('\n') || v.contains('\0') {
         return Err(raw.err(
             &redact_for_error(raw.var, &v),
@@ -319,7 +564,7 @@ fn parse_value_ref(raw: &Raw, default: &str) -> Result<ValueRef> {
 }
 
 fn redact_for_error(var: &str, v: &str) -> String {
-    if var.contains("PASSWORD") {
+    if table::setting(var).is_some_and(|s| s.secret) || var.contains("PASSWORD") {
         "<redacted>".into()
     } else {
         v.to_string()
@@ -331,25 +576,23 @@ fn redact_for_error(var: &str, v: &str) -> String {
 fn show_ref(var: &str, v: &ValueRef) -> String {
     match v {
         ValueRef::Env(name) => format!("${{{name}}}"),
-        ValueRef::Literal(_) if var.contains("PASSWORD") => "<redacted>".into(),
+        ValueRef::Literal(_) if table::setting(var).is_some_and(|s| s.secret) => {
+            "<redacted>".into()
+        }
         ValueRef::Literal(s) => s.clone(),
     }
 }
 
 impl Settings {
-    /// Validates the raw arguments. `bak_tz`/`tz` are the values of the `BAK_TZ` flag/variable
-    /// and of `TZ`; `cpus` feeds the default of `BAK_FLOCK_COUNT`.
+    /// Validates the raw arguments. `tz_env` is the value of `TZ`; `cpus` (the node's) feeds the
+    /// default of `BAK_FLOCK_COUNT`.
     pub fn from_args(a: &CreateArgs, tz_env: Option<&str>, cpus: usize) -> Result<Settings> {
         let mut d: Vec<(&'static str, String)> = Vec::new();
 
-        let dry_run = Raw::new("BAK_DRY_RUN", "--dry-run", &a.dry_run).bool_or(false)?;
+        let dry_run = Raw::of("BAK_DRY_RUN", &a.dry_run).bool()?;
         d.push(("BAK_DRY_RUN", dry_run.to_string()));
 
-        let ns_raw = Raw::new("BAK_NAMESPACE", "--namespace", &a.namespace);
-        let namespace = ns_raw.get().map(str::to_string);
-        if let Some(ns) = &namespace {
-            labels::validate_dns1123_label(&ns_raw.name(), ns)?;
-        }
+        let namespace = Raw::of("BAK_NAMESPACE", &a.namespace).namespace()?;
         d.push((
             "BAK_NAMESPACE",
             namespace
@@ -357,15 +600,16 @@ impl Settings {
                 .unwrap_or_else(|| "<current kube context>".into()),
         ));
 
-        let pvc_raw = Raw::new("BAK_PVC_NAME", "--pvc", &a.pvc);
-        let pvc = pvc_raw.string_or("data");
+        let pvc_raw = Raw::of("BAK_PVC_NAME", &a.pvc);
+        let pvc = pvc_raw.string()?;
         labels::validate_dns1123_subdomain(&pvc_raw.name(), &pvc)?;
         // The PVC name is also the value of the `backup-ns.sh/pvc` label.
         labels::validate_label_value(&pvc_raw.name(), &pvc)?;
         d.push(("BAK_PVC_NAME", pvc.clone()));
 
-        let rand_raw = Raw::new("BAK_VS_RAND", "--vs-rand", &a.vs_rand);
-        let vs_rand = rand_raw.get().map(str::to_string);
+        let vs_rand = Raw::of("BAK_VS_RAND", &a.vs_rand)
+            .get()?
+            .map(str::to_string);
         if let Some(r) = &vs_rand {
             naming::validate_rand(r)?;
         }
@@ -374,37 +618,36 @@ impl Settings {
             vs_rand.clone().unwrap_or_else(|| "<random>".into()),
         ));
 
-        let type_raw = Raw::new("BAK_LABEL_VS_TYPE", "--type", &a.label_type);
-        let type_text = type_raw.string_or("adhoc");
+        let type_raw = Raw::of("BAK_LABEL_VS_TYPE", &a.label_type);
+        let type_text = type_raw.string()?;
         let vs_type: VsType = type_text
             .parse()
-            .map_err(|e: labels::UnknownValue| type_raw.err(&type_text, e.to_string()))?;
+            .map_err(|e: labels::InvalidVsType| type_raw.err(&type_text, e.reason))?;
         d.push(("BAK_LABEL_VS_TYPE", type_text));
 
-        let pod_raw = Raw::new("BAK_LABEL_VS_POD", "--pod-label", &a.label_pod);
-        let pod_label = pod_raw.get().map(str::to_string);
+        let pod_raw = Raw::of("BAK_LABEL_VS_POD", &a.label_pod);
+        let pod_label = pod_raw.get()?.map(str::to_string);
         if let Some(p) = &pod_label {
             labels::validate_label_value(&pod_raw.name(), p)?;
         }
         d.push(("BAK_LABEL_VS_POD", pod_label.clone().unwrap_or_default()));
 
-        let retain_raw = Raw::new("BAK_LABEL_VS_RETAIN", "--retain", &a.retain);
-        let retain_text = retain_raw.string_or("days");
+        let retain_raw = Raw::of("BAK_LABEL_VS_RETAIN", &a.retain);
+        let retain_text = retain_raw.string()?;
         let retain: Retain = retain_text
             .parse()
             .map_err(|e: labels::UnknownValue| retain_raw.err(&retain_text, e.to_string()))?;
         d.push(("BAK_LABEL_VS_RETAIN", retain_text));
 
-        let retain_days = Raw::new("BAK_LABEL_VS_RETAIN_DAYS", "--retain-days", &a.retain_days)
-            .u32_in(30, 1, 36500)?;
+        let retain_days = Raw::of("BAK_LABEL_VS_RETAIN_DAYS", &a.retain_days).u32_or(0)?;
         d.push(("BAK_LABEL_VS_RETAIN_DAYS", retain_days.to_string()));
 
-        let tmpl_raw = Raw::new("BAK_VS_NAME_TEMPLATE", "--name-template", &a.name_template);
-        let name_template = naming::parse_template(&tmpl_raw.string_or(naming::DEFAULT_TEMPLATE))?;
+        let name_template =
+            naming::parse_template(&Raw::of("BAK_VS_NAME_TEMPLATE", &a.name_template).string()?)?;
         d.push(("BAK_VS_NAME_TEMPLATE", name_template.as_str().to_string()));
 
-        let class_raw = Raw::new("BAK_VS_CLASS_NAME", "--class", &a.vs_class);
-        let vs_class = class_raw.get().map(str::to_string);
+        let class_raw = Raw::of("BAK_VS_CLASS_NAME", &a.vs_class);
+        let vs_class = class_raw.get()?.map(str::to_string);
         if let Some(c) = &vs_class {
             labels::validate_dns1123_subdomain(&class_raw.name(), c)?;
         }
@@ -415,48 +658,34 @@ impl Settings {
                 .unwrap_or_else(|| "<cluster default>".into()),
         ));
 
-        let wait_until_ready =
-            Raw::new("BAK_VS_WAIT_UNTIL_READY", "--wait", &a.wait).bool_or(true)?;
+        let wait_until_ready = Raw::of("BAK_VS_WAIT_UNTIL_READY", &a.wait).bool()?;
         d.push(("BAK_VS_WAIT_UNTIL_READY", wait_until_ready.to_string()));
-        let wait_timeout = Raw::new(
-            "BAK_VS_WAIT_UNTIL_READY_TIMEOUT",
-            "--wait-timeout",
-            &a.wait_timeout,
-        )
-        .duration_or("15m")?;
+        let wait_timeout =
+            Raw::of("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", &a.wait_timeout).duration()?;
         d.push((
             "BAK_VS_WAIT_UNTIL_READY_TIMEOUT",
             format_duration(wait_timeout),
         ));
 
-        let space_threshold_percent = Raw::new(
+        let space_threshold_percent = Raw::of(
             "BAK_THRESHOLD_SPACE_USED_PERCENTAGE",
-            "--threshold-space-used-percentage",
             &a.threshold_space_used,
         )
-        .u32_in(90, 1, 100)? as u8;
+        .u32_or(0)? as u8;
         d.push((
             "BAK_THRESHOLD_SPACE_USED_PERCENTAGE",
             space_threshold_percent.to_string(),
         ));
 
-        let dump_timeout =
-            Raw::new("BAK_DB_DUMP_TIMEOUT", "--dump-timeout", &a.dump_timeout).duration_or("3h")?;
-        if dump_timeout.is_zero() {
-            return Err(Error::config(
-                "BAK_DB_DUMP_TIMEOUT (--dump-timeout)",
-                "0",
-                "must be greater than zero",
-            ));
-        }
+        let dump_timeout = Raw::of("BAK_DB_DUMP_TIMEOUT", &a.dump_timeout).duration()?;
         d.push(("BAK_DB_DUMP_TIMEOUT", format_duration(dump_timeout)));
 
-        let skip_raw = Raw::new("BAK_DB_SKIP", "--db-skip", &a.db_skip);
-        let db_skip = skip_raw.bool_or(false)?;
-        let pg_raw = Raw::new("BAK_DB_POSTGRES", "--postgres", &a.postgres);
-        let postgres = pg_raw.bool_or(false)?;
-        let my_raw = Raw::new("BAK_DB_MYSQL", "--mysql", &a.mysql);
-        let mysql = my_raw.bool_or(false)?;
+        let skip_raw = Raw::of("BAK_DB_SKIP", &a.db_skip);
+        let db_skip = skip_raw.bool()?;
+        let pg_raw = Raw::of("BAK_DB_POSTGRES", &a.postgres);
+        let postgres = pg_raw.bool()?;
+        let my_raw = Raw::of("BAK_DB_MYSQL", &a.mysql);
+        let mysql = my_raw.bool()?;
         d.push(("BAK_DB_SKIP", db_skip.to_string()));
         d.push(("BAK_DB_POSTGRES", postgres.to_string()));
         d.push(("BAK_DB_MYSQL", mysql.to_string()));
@@ -486,20 +715,15 @@ impl Settings {
             databases.push(job);
         }
 
-        let flock_enabled = Raw::new("BAK_FLOCK", "--flock", &a.flock).bool_or(false)?;
-        let flock_count = Raw::new("BAK_FLOCK_COUNT", "--flock-count", &a.flock_count).u32_in(
-            crate::lock::default_count(cpus),
-            1,
-            1024,
-        )?;
-        let flock_dir = Raw::new("BAK_FLOCK_DIR", "--flock-dir", &a.flock_dir)
-            .string_or("/mnt/host-backup-locks");
-        let flock_timeout = Raw::new(
-            "BAK_FLOCK_TIMEOUT_SEC",
-            "--flock-timeout-sec",
-            &a.flock_timeout_sec,
-        )
-        .u32_in(3600, 0, 7 * 86400)?;
+        let flock_enabled = Raw::of("BAK_FLOCK", &a.flock).bool()?;
+        let flock_count =
+            Raw::of("BAK_FLOCK_COUNT", &a.flock_count).u32_or(crate::lock::default_count(cpus))?;
+        let flock_dir_raw = Raw::of("BAK_FLOCK_DIR", &a.flock_dir);
+        let flock_dir = flock_dir_raw.string()?;
+        if !flock_dir.starts_with('/') || flock_dir.contains(['\n', '\0']) {
+            return Err(flock_dir_raw.err(&flock_dir, "expected an absolute directory path"));
+        }
+        let flock_timeout = Raw::of("BAK_FLOCK_TIMEOUT_SEC", &a.flock_timeout_sec).u32_or(0)?;
         d.push(("BAK_FLOCK", flock_enabled.to_string()));
         d.push(("BAK_FLOCK_COUNT", flock_count.to_string()));
         d.push(("BAK_FLOCK_DIR", flock_dir.clone()));
@@ -510,17 +734,11 @@ impl Settings {
             timeout: Duration::from_secs(flock_timeout.into()),
         });
 
-        let lease_wait =
-            Raw::new("BAK_LEASE_WAIT", "--lease-wait", &a.lease_wait).bool_or(false)?;
-        let lease_wait_timeout = Raw::new(
-            "BAK_LEASE_WAIT_TIMEOUT",
-            "--lease-wait-timeout",
-            &a.lease_wait_timeout,
-        )
-        .duration_or("1h")?;
-        let lease_duration_raw =
-            Raw::new("BAK_LEASE_DURATION", "--lease-duration", &a.lease_duration);
-        let lease_duration = lease_duration_raw.duration_or("60s")?;
+        let lease_wait = Raw::of("BAK_LEASE_WAIT", &a.lease_wait).bool()?;
+        let lease_wait_timeout =
+            Raw::of("BAK_LEASE_WAIT_TIMEOUT", &a.lease_wait_timeout).duration()?;
+        let lease_duration_raw = Raw::of("BAK_LEASE_DURATION", &a.lease_duration);
+        let lease_duration = lease_duration_raw.duration()?;
         if lease_duration < Duration::from_secs(3) {
             return Err(
                 lease_duration_raw.err(&format_duration(lease_duration), "must be at least 3s")
@@ -564,55 +782,24 @@ impl Settings {
     }
 
     fn postgres_job(a: &CreateArgs, d: &mut Vec<(&'static str, String)>) -> Result<DbJob> {
-        let exec_resource = parse_exec_resource(
-            &Raw::new(
-                "BAK_DB_POSTGRES_EXEC_RESOURCE",
-                "--postgres-exec-resource",
-                &a.postgres_exec_resource,
-            ),
-            "deployment/app-base",
-        )?;
-        let container_raw = Raw::new(
-            "BAK_DB_POSTGRES_EXEC_CONTAINER",
-            "--postgres-exec-container",
-            &a.postgres_exec_container,
-        );
-        let container = container_raw.string_or("postgres");
+        let exec_resource = parse_exec_resource(&Raw::of(
+            "BAK_DB_POSTGRES_EXEC_RESOURCE",
+            &a.postgres_exec_resource,
+        ))?;
+        let container_raw = Raw::of("BAK_DB_POSTGRES_EXEC_CONTAINER", &a.postgres_exec_container);
+        let container = container_raw.string()?;
         labels::validate_dns1123_label(&container_raw.name(), &container)?;
         let target = DbTarget {
             engine: Engine::Postgres,
-            host: parse_host(
-                &Raw::new("BAK_DB_POSTGRES_HOST", "--postgres-host", &a.postgres_host),
-                "127.0.0.1",
-            )?,
-            port: parse_port(
-                &Raw::new("BAK_DB_POSTGRES_PORT", "--postgres-port", &a.postgres_port),
-                5432,
-            )?,
-            user: parse_value_ref(
-                &Raw::new("BAK_DB_POSTGRES_USER", "--postgres-user", &a.postgres_user),
-                "${POSTGRES_USER}",
-            )?,
-            password: parse_value_ref(
-                &Raw::new(
-                    "BAK_DB_POSTGRES_PASSWORD",
-                    "--postgres-password",
-                    &a.postgres_password,
-                ),
-                "${POSTGRES_PASSWORD}",
-            )?,
-            database: parse_value_ref(
-                &Raw::new("BAK_DB_POSTGRES_DB", "--postgres-db", &a.postgres_db),
-                "${POSTGRES_DB}",
-            )?,
-            dump_file: parse_dump_file(
-                &Raw::new(
-                    "BAK_DB_POSTGRES_DUMP_FILE",
-                    "--postgres-dump-file",
-                    &a.postgres_dump_file,
-                ),
-                "/var/lib/postgresql/data/dump.sql.gz",
-            )?,
+            host: parse_host(&Raw::of("BAK_DB_POSTGRES_HOST", &a.postgres_host))?,
+            port: parse_port(&Raw::of("BAK_DB_POSTGRES_PORT", &a.postgres_port))?,
+            user: parse_value_ref(&Raw::of("BAK_DB_POSTGRES_USER", &a.postgres_user))?,
+            password: parse_value_ref(&Raw::of("BAK_DB_POSTGRES_PASSWORD", &a.postgres_password))?,
+            database: parse_value_ref(&Raw::of("BAK_DB_POSTGRES_DB", &a.postgres_db))?,
+            dump_file: parse_dump_file(&Raw::of(
+                "BAK_DB_POSTGRES_DUMP_FILE",
+                &a.postgres_dump_file,
+            ))?,
             default_character_set: String::new(),
         };
         d.push(("BAK_DB_POSTGRES_EXEC_RESOURCE", exec_resource.to_string()));
@@ -620,79 +807,51 @@ impl Settings {
         d.push(("BAK_DB_POSTGRES_DUMP_FILE", target.dump_file.clone()));
         d.push(("BAK_DB_POSTGRES_HOST", target.host.clone()));
         d.push(("BAK_DB_POSTGRES_PORT", target.port.to_string()));
-        d.push(("BAK_DB_POSTGRES_USER", show_ref("USER", &target.user)));
+        d.push((
+            "BAK_DB_POSTGRES_USER",
+            show_ref("BAK_DB_POSTGRES_USER", &target.user),
+        ));
         d.push((
             "BAK_DB_POSTGRES_PASSWORD",
-            show_ref("PASSWORD", &target.password),
+            show_ref("BAK_DB_POSTGRES_PASSWORD", &target.password),
         ));
-        d.push(("BAK_DB_POSTGRES_DB", show_ref("DB", &target.database)));
+        d.push((
+            "BAK_DB_POSTGRES_DB",
+            show_ref("BAK_DB_POSTGRES_DB", &target.database),
+        ));
         db_check(target, exec_resource, container, "BAK_DB_POSTGRES_*")
     }
 
     fn mysql_job(a: &CreateArgs, d: &mut Vec<(&'static str, String)>) -> Result<DbJob> {
-        let exec_resource = parse_exec_resource(
-            &Raw::new(
-                "BAK_DB_MYSQL_EXEC_RESOURCE",
-                "--mysql-exec-resource",
-                &a.mysql_exec_resource,
-            ),
-            "deployment/app-base",
-        )?;
-        let container_raw = Raw::new(
-            "BAK_DB_MYSQL_EXEC_CONTAINER",
-            "--mysql-exec-container",
-            &a.mysql_exec_container,
-        );
-        let container = container_raw.string_or("mysql");
+        let exec_resource = parse_exec_resource(&Raw::of(
+            "BAK_DB_MYSQL_EXEC_RESOURCE",
+            &a.mysql_exec_resource,
+        ))?;
+        let container_raw = Raw::of("BAK_DB_MYSQL_EXEC_CONTAINER", &a.mysql_exec_container);
+        let container = container_raw.string()?;
         labels::validate_dns1123_label(&container_raw.name(), &container)?;
-        let charset_raw = Raw::new(
+        let charset_raw = Raw::of(
             "BAK_DB_MYSQL_DEFAULT_CHARACTER_SET",
-            "--mysql-default-character-set",
             &a.mysql_default_character_set,
         );
         // The original defaulted to `utf8` (utf8mb3), which silently turns 4-byte characters
         // such as emoji into `?` in the dump; utf8mb4 is the lossless superset.
-        let charset = charset_raw.string_or("utf8mb4");
-        if !charset
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        let charset = charset_raw.string()?;
+        if charset.is_empty()
+            || !charset
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             return Err(charset_raw.err(&charset, "expected a character set name such as utf8mb4"));
         }
         let target = DbTarget {
             engine: Engine::Mysql,
-            host: parse_host(
-                &Raw::new("BAK_DB_MYSQL_HOST", "--mysql-host", &a.mysql_host),
-                "127.0.0.1",
-            )?,
-            port: parse_port(
-                &Raw::new("BAK_DB_MYSQL_PORT", "--mysql-port", &a.mysql_port),
-                3306,
-            )?,
-            user: parse_value_ref(
-                &Raw::new("BAK_DB_MYSQL_USER", "--mysql-user", &a.mysql_user),
-                "root",
-            )?,
-            password: parse_value_ref(
-                &Raw::new(
-                    "BAK_DB_MYSQL_PASSWORD",
-                    "--mysql-password",
-                    &a.mysql_password,
-                ),
-                "${MYSQL_ROOT_PASSWORD}",
-            )?,
-            database: parse_value_ref(
-                &Raw::new("BAK_DB_MYSQL_DB", "--mysql-db", &a.mysql_db),
-                "${MYSQL_DATABASE}",
-            )?,
-            dump_file: parse_dump_file(
-                &Raw::new(
-                    "BAK_DB_MYSQL_DUMP_FILE",
-                    "--mysql-dump-file",
-                    &a.mysql_dump_file,
-                ),
-                "/var/lib/mysql/dump.sql.gz",
-            )?,
+            host: parse_host(&Raw::of("BAK_DB_MYSQL_HOST", &a.mysql_host))?,
+            port: parse_port(&Raw::of("BAK_DB_MYSQL_PORT", &a.mysql_port))?,
+            user: parse_value_ref(&Raw::of("BAK_DB_MYSQL_USER", &a.mysql_user))?,
+            password: parse_value_ref(&Raw::of("BAK_DB_MYSQL_PASSWORD", &a.mysql_password))?,
+            database: parse_value_ref(&Raw::of("BAK_DB_MYSQL_DB", &a.mysql_db))?,
+            dump_file: parse_dump_file(&Raw::of("BAK_DB_MYSQL_DUMP_FILE", &a.mysql_dump_file))?,
             default_character_set: charset,
         };
         d.push(("BAK_DB_MYSQL_EXEC_RESOURCE", exec_resource.to_string()));
@@ -700,12 +859,18 @@ impl Settings {
         d.push(("BAK_DB_MYSQL_DUMP_FILE", target.dump_file.clone()));
         d.push(("BAK_DB_MYSQL_HOST", target.host.clone()));
         d.push(("BAK_DB_MYSQL_PORT", target.port.to_string()));
-        d.push(("BAK_DB_MYSQL_USER", show_ref("USER", &target.user)));
+        d.push((
+            "BAK_DB_MYSQL_USER",
+            show_ref("BAK_DB_MYSQL_USER", &target.user),
+        ));
         d.push((
             "BAK_DB_MYSQL_PASSWORD",
-            show_ref("PASSWORD", &target.password),
+            show_ref("BAK_DB_MYSQL_PASSWORD", &target.password),
         ));
-        d.push(("BAK_DB_MYSQL_DB", show_ref("DB", &target.database)));
+        d.push((
+            "BAK_DB_MYSQL_DB",
+            show_ref("BAK_DB_MYSQL_DB", &target.database),
+        ));
         d.push((
             "BAK_DB_MYSQL_DEFAULT_CHARACTER_SET",
             target.default_character_set.clone(),
@@ -766,7 +931,7 @@ mod tests {
         let pg = &s.databases[0];
         assert_eq!(
             pg.exec_resource,
-            ExecResource::Deployment("app-base".into())
+            ExecResource::new(ExecKind::Deployment, "app-base")
         );
         assert_eq!(pg.container, "postgres");
         assert_eq!(pg.target.dump_file, "/var/lib/postgresql/data/dump.sql.gz");
@@ -904,12 +1069,12 @@ mod tests {
             "{msg}"
         );
         let msg = err_of(&CreateArgs {
-            label_type: Some("manual".into()),
+            label_type: Some("not valid!".into()),
             ..args()
         });
         assert!(msg.contains("BAK_LABEL_VS_TYPE"), "{msg}");
         let msg = err_of(&CreateArgs {
-            postgres_exec_resource: Some("daemonset/x".into()),
+            postgres_exec_resource: Some("cronjob/x".into()),
             ..args()
         });
         assert!(msg.contains("BAK_DB_POSTGRES_EXEC_RESOURCE"), "{msg}");
