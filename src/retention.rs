@@ -526,15 +526,19 @@ fn apply_label_changes<'a>(
         return;
     }
     for record in records {
-        let Some(change) = by_name.get(&(record.namespace.as_str(), record.name.as_str())) else {
-            continue;
-        };
-        for edit in &change.edits {
-            match &edit.to {
-                Some(value) => record.labels.insert(edit.label.clone(), value.clone()),
-                None => record.labels.remove(&edit.label),
-            };
+        if let Some(change) = by_name.get(&(record.namespace.as_str(), record.name.as_str())) {
+            apply_edits(record, change);
         }
+    }
+}
+
+/// Applies one change's edits to a record's labels, as the merge patch does.
+fn apply_edits(record: &mut SnapshotRecord, change: &LabelChange) {
+    for edit in &change.edits {
+        match &edit.to {
+            Some(value) => record.labels.insert(edit.label.clone(), value.clone()),
+            None => record.labels.remove(&edit.label),
+        };
     }
 }
 
@@ -594,8 +598,11 @@ impl Class {
 }
 
 /// Records with a time, sorted by (namespace, PVC, newest first, name), and those without.
-fn sort_into_groups(records: &[SnapshotRecord]) -> (Vec<&SnapshotRecord>, Vec<&SnapshotRecord>) {
-    let (mut timed, untimed): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.time.is_some());
+fn sort_into_groups<'a>(
+    records: impl IntoIterator<Item = &'a SnapshotRecord>,
+) -> (Vec<&'a SnapshotRecord>, Vec<&'a SnapshotRecord>) {
+    let (mut timed, untimed): (Vec<_>, Vec<_>) =
+        records.into_iter().partition(|r| r.time.is_some());
     timed.sort_unstable_by(|a, b| {
         (&a.namespace, &a.pvc)
             .cmp(&(&b.namespace, &b.pvc))
@@ -891,6 +898,16 @@ pub fn plan_mark_and_delete(
     now: DateTime<Tz>,
     policy: &Policy,
 ) -> SweepPlan {
+    plan_sweep(records.iter(), now, policy)
+}
+
+/// [`plan_mark_and_delete`] over references, so `prune` can plan on the labels `retain` leaves
+/// without copying every record.
+fn plan_sweep<'a>(
+    records: impl IntoIterator<Item = &'a SnapshotRecord>,
+    now: DateTime<Tz>,
+    policy: &Policy,
+) -> SweepPlan {
     let today = now.date_naive();
     let mut plan = SweepPlan {
         today: format_date(today),
@@ -1006,10 +1023,30 @@ pub fn plan_mark_and_delete(
 /// deletions, than [`Policy::max_deletions`] and nothing is applied.
 pub fn plan_prune(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Policy) -> PrunePlan {
     let retain = plan_retain(records, now, policy);
-    let mut after = records.to_vec();
-    retain.apply_to(&mut after);
-    let sweep = plan_mark_and_delete(&after, now, policy);
-    drop(after);
+    // The sweep sees the labels as retain leaves them: copies of the changed records only.
+    let mut relabelled: HashMap<(&str, &str), SnapshotRecord> = HashMap::new();
+    let by_key: HashMap<(&str, &str), &SnapshotRecord> = records
+        .iter()
+        .map(|r| ((r.namespace.as_str(), r.name.as_str()), r))
+        .collect();
+    for change in &retain.changes {
+        let key = (change.target.namespace.as_str(), change.target.name.as_str());
+        if let Some(&r) = by_key.get(&key) {
+            let mut r = r.clone();
+            apply_edits(&mut r, change);
+            relabelled.insert(key, r);
+        }
+    }
+    let sweep = plan_sweep(
+        records.iter().map(|r| {
+            relabelled
+                .get(&(r.namespace.as_str(), r.name.as_str()))
+                .unwrap_or(r)
+        }),
+        now,
+        policy,
+    );
+    drop(relabelled);
 
     let mut changes = retain.changes;
     let mut index: HashMap<(String, String), usize> = changes

@@ -91,10 +91,17 @@ pub struct RunOutput<'a, P: Serialize> {
 }
 
 impl<P: Serialize> RunOutput<'_, P> {
+    /// Writes the document to stdout as it is serialised (a plan at 10,000 snapshots is
+    /// megabytes of JSON: never held as one string).
     pub fn print(&self) {
-        match serde_json::to_string_pretty(self) {
-            Ok(s) => println!("{s}"),
-            Err(e) => tracing::error!("cannot render the result: {e}"),
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let written = serde_json::to_writer_pretty(&mut out, self)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+            .and_then(|()| out.flush());
+        if let Err(e) = written {
+            tracing::error!("cannot write the result: {e}");
         }
     }
 }
