@@ -570,34 +570,46 @@ async fn space_threshold_stops_before_the_dump() {
     assert!(w.snapshots().is_empty());
 }
 
+/// `status.error` on a snapshot that is not ready is the controller's last observation, not a
+/// verdict: the wait goes on to the deadline, the last error is reported, and the snapshot is
+/// left as it is — not marked for deletion, no period labels (it may still be cutting).
 #[tokio::test(flavor = "multi_thread")]
-async fn failed_snapshot_keeps_no_period_labels_and_is_marked() {
+async fn never_ready_with_an_error_fails_at_the_deadline_and_is_left_unmarked() {
     let w = World::new().await;
     w.emu
         .snapshots()
         .fail_for_pvc(NS, "data", "csi driver exploded");
+    let started = Instant::now();
     let run = w.run(&[
         ("BAK_DB_SKIP", "true"),
         ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
         ("BAK_TZ", "UTC"),
+        ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "2s"),
     ]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("csi driver exploded"), "{run:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited to the deadline, not failed on the first error: {run:?}"
+    );
+    let error = run.result["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(
+            "not ready after 2s (BAK_VS_WAIT_UNTIL_READY_TIMEOUT); last error: csi driver exploded"
+        ),
+        "{run:?}"
+    );
+    assert!(error.contains("left in place"), "{run:?}");
     let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
     let l = labels(&vs);
     for k in [
         "backup-ns.sh/daily",
         "backup-ns.sh/weekly",
         "backup-ns.sh/monthly",
+        "backup-ns.sh/delete-after",
     ] {
-        assert!(!l.contains_key(k), "{k} on a failed snapshot: {l:?}");
+        assert!(!l.contains_key(k), "{k} on a snapshot still pending: {l:?}");
     }
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    assert_eq!(l["backup-ns.sh/delete-after"], today);
-    assert_eq!(
-        run.result["error"].as_str().map(|e| e.contains("exploded")),
-        Some(true)
-    );
+    assert_eq!(run.result["ready"], json!(false));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -608,6 +620,7 @@ async fn readiness_wait_has_one_deadline() {
     let run = w.run(&[
         ("BAK_DB_SKIP", "true"),
         ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "2s"),
+        ("BAK_TZ", "UTC"),
     ]);
     let took = started.elapsed();
     assert_eq!(run.code, 1, "{run:?}");
@@ -616,8 +629,190 @@ async fn readiness_wait_has_one_deadline() {
         took < Duration::from_secs(6),
         "took {took:?}: not 3 x timeout like the original"
     );
+    // retain=days: the delete-after it got at creation (today + 30 days), not a mark for today.
     let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
-    assert!(l.contains_key("backup-ns.sh/delete-after"));
+    let in_30_days = (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(l["backup-ns.sh/delete-after"], in_30_days, "{l:?}");
+}
+
+/// The controller reports an error for a while and clears it on a successful retry: the run
+/// waits it out, succeeds and claims its labels.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_snapshot_error_is_waited_out_and_labels_are_claimed() {
+    let w = World::new().await;
+    w.emu.snapshots().transient_error_for_pvc(
+        NS,
+        "data",
+        "Failed to check and update snapshot content: the object has been modified",
+        Duration::from_millis(1500),
+    );
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+        ("BAK_TZ", "UTC"),
+        ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "30s"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("the object has been modified"),
+        "the transient error is logged: {run:?}"
+    );
+    assert_eq!(run.result["ready"], json!(true));
+    let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
+    assert_eq!(vs["status"]["readyToUse"], json!(true));
+    assert!(vs["status"].get("error").is_none(), "{vs}");
+    let l = labels(&vs);
+    assert_eq!(l["backup-ns.sh/daily"], today_utc(), "{l:?}");
+    assert!(!l.contains_key("backup-ns.sh/delete-after"), "{l:?}");
+}
+
+/// `readyToUse: true` is ready even with `status.error` still set (kubevirt#4374).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ready_snapshot_with_an_error_still_set_succeeds() {
+    let w = World::new().await;
+    w.emu.snapshots().ready_with_error_for_pvc(
+        NS,
+        "data",
+        "VolumeSnapshotContent is being updated",
+        Duration::from_millis(1500),
+    );
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+        ("BAK_TZ", "UTC"),
+        ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "30s"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
+    assert_eq!(vs["status"]["readyToUse"], json!(true));
+    assert_eq!(
+        vs["status"]["error"]["message"],
+        "VolumeSnapshotContent is being updated"
+    );
+    assert!(
+        run.stderr
+            .contains("still reports: VolumeSnapshotContent is being updated"),
+        "{run:?}"
+    );
+    assert_eq!(labels(&vs)["backup-ns.sh/daily"], today_utc());
+}
+
+fn today_utc() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// The PVC's `metadata.uid` in the emulation.
+fn pvc_uid(w: &World, pvc: &str) -> String {
+    w.emu
+        .get("v1", "persistentvolumeclaims", Some(NS), pvc)
+        .expect("pvc")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string()
+}
+
+/// Seeds a ready snapshot of PVC `data` holding today's daily, weekly and monthly (UTC), with
+/// `metadata` merged in (e.g. a deletionTimestamp) and the given `pvc-uid` label.
+fn seed_period_holder(w: &World, name: &str, metadata: Value, pvc_uid: Option<&str>) {
+    let now = chrono::Utc::now();
+    let weekly = format!("w{:02}", chrono::Datelike::iso_week(&now).week());
+    let mut l = vec![
+        ("backup-ns.sh/pvc", "data".to_string()),
+        ("backup-ns.sh/retain", "daily_weekly_monthly".to_string()),
+        ("backup-ns.sh/daily", today_utc()),
+        ("backup-ns.sh/weekly", weekly),
+        ("backup-ns.sh/monthly", now.format("%Y-%m").to_string()),
+    ];
+    if let Some(uid) = pvc_uid {
+        l.push(("backup-ns.sh/pvc-uid", uid.to_string()));
+    }
+    let pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut vs = fixtures::volume_snapshot(NS, name, "data", &pairs);
+    let earlier = (now - chrono::Duration::minutes(5))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    vs["metadata"]["creationTimestamp"] = json!(earlier);
+    for (k, v) in metadata.as_object().cloned().unwrap_or_default() {
+        vs["metadata"][k] = v;
+    }
+    vs["status"] = json!({"readyToUse": true, "creationTime": earlier});
+    w.emu.create(vs);
+}
+
+fn dwm_utc() -> [(&'static str, &'static str); 3] {
+    [
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+        ("BAK_TZ", "UTC"),
+    ]
+}
+
+/// A snapshot being deleted (deletionTimestamp, held by the snapshot controller's finalizers)
+/// is gone for every purpose: it does not hold today's periods.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminating_snapshot_does_not_block_the_claim() {
+    let w = World::new().await;
+    let uid = pvc_uid(&w, "data");
+    seed_period_holder(
+        &w,
+        "data-terminating",
+        json!({
+            "deletionTimestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "finalizers": crate::emu::SNAPSHOT_FINALIZERS,
+        }),
+        Some(&uid),
+    );
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
+    assert_eq!(l["backup-ns.sh/daily"], today_utc(), "{l:?}");
+    assert!(l.contains_key("backup-ns.sh/weekly") && l.contains_key("backup-ns.sh/monthly"));
+    // The terminating one is left as it was.
+    assert_eq!(
+        labels(&w.snapshot("data-terminating"))["backup-ns.sh/daily"],
+        today_utc()
+    );
+}
+
+/// Snapshots are grouped by the source volume: a snapshot of an earlier PVC of the same name
+/// (another `pvc-uid`) does not hold the new volume's periods; one of the same volume, or one
+/// without the label (older backup-ns, the original), does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_of_an_older_volume_of_the_same_name_does_not_block_the_claim() {
+    let w = World::new().await;
+    let uid = pvc_uid(&w, "data");
+    seed_period_holder(
+        &w,
+        "data-old-volume",
+        json!({}),
+        Some("0d1e2f3a-0000-4000-8000-000000000000"),
+    );
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    let first = run.result["snapshot"].as_str().unwrap().to_string();
+    let l = labels(&w.snapshot(&first));
+    assert_eq!(l["backup-ns.sh/daily"], today_utc(), "{l:?}");
+    assert_eq!(
+        l["backup-ns.sh/pvc-uid"], uid,
+        "every new snapshot names its volume"
+    );
+
+    // Same volume: the first run's snapshot now holds today.
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
+    assert!(!l.contains_key("backup-ns.sh/daily"), "{l:?}");
+
+    // No pvc-uid label: cannot be told apart, so it counts as the same volume.
+    let w = World::new().await;
+    seed_period_holder(&w, "data-unlabelled", json!({}), None);
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
+    assert!(!l.contains_key("backup-ns.sh/daily"), "{l:?}");
+    assert!(!l.contains_key("backup-ns.sh/monthly"), "{l:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
