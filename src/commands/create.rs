@@ -1005,3 +1005,28 @@ fn print_report(report: &CreateReport, output: OutputFormat) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(pvc: &str, created_by: Option<&str>) -> VolumeSnapshot {
+        let annotations = created_by
+            .map(|h| [(CREATED_BY.to_string(), h.to_string())].into())
+            .unwrap_or_default();
+        VolumeSnapshot::for_pvc("data-x", "shop", pvc, None, BTreeMap::new(), annotations)
+    }
+
+    #[test]
+    fn only_this_runs_snapshot_of_this_pvc_is_its_own() {
+        let me = "backup-job-x1/7-0a1b";
+        assert!(is_own(&snapshot("data", Some(me)), "data", me));
+        assert!(!is_own(
+            &snapshot("data", Some("backup-job-x1/8-ffff")),
+            "data",
+            me
+        ));
+        assert!(!is_own(&snapshot("data", None), "data", me));
+        assert!(!is_own(&snapshot("other", Some(me)), "data", me));
+    }
+}
