@@ -5,6 +5,12 @@
 //! identity and an expiry that the holder renews, so a crashed run blocks the next one for at
 //! most one lease duration. Every write carries the `resourceVersion` it was decided on, so two
 //! runs racing for a free lease cannot both win.
+//!
+//! Holding it is only worth something while it is renewed: when another holder has taken it, it
+//! is gone, or it could not be renewed for a whole lease duration (so it has expired and another
+//! run may take it), [`PvcLease::lost`] resolves and `create` stops its dump. Each renewal
+//! attempt is bounded by a third of the lease duration: the client's retry layer (which backs off
+//! for minutes on 429/503/504) must not hold a renewal past the expiry it is meant to prevent.
 
 use std::time::Duration;
 
@@ -12,6 +18,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::labels;
@@ -68,12 +75,21 @@ pub fn decide(lease: Option<&Lease>, me: &str, now: Timestamp) -> Decision {
     }
 }
 
-/// A held Lease; renewed in the background until [`PvcLease::release`].
+/// A held Lease; renewed in the background until [`PvcLease::release`] (or drop).
 pub struct PvcLease {
     api: Api<Lease>,
     name: String,
     me: String,
     renewer: JoinHandle<()>,
+    /// Set by the renewer, once, with why the Lease is no longer ours.
+    lost: watch::Receiver<Option<String>>,
+}
+
+impl Drop for PvcLease {
+    fn drop(&mut self) {
+        // A Lease dropped without release stops being renewed and expires by itself.
+        self.renewer.abort();
+    }
 }
 
 fn spec_for(
@@ -170,17 +186,20 @@ pub async fn acquire(
         match attempt {
             Ok(()) => {
                 tracing::info!(lease = %name, holder = %me, "holding lease for PVC {namespace}/{pvc}");
+                let (tx, lost) = watch::channel(None);
                 let renewer = tokio::spawn(renew_loop(
                     api.clone(),
                     name.clone(),
                     me.to_string(),
                     duration,
+                    tx,
                 ));
                 return Ok(PvcLease {
                     api,
                     name,
                     me: me.to_string(),
                     renewer,
+                    lost,
                 });
             }
             // Someone changed it between our read and our write: decide again.
@@ -190,33 +209,94 @@ pub async fn acquire(
     }
 }
 
-async fn renew_loop(api: Api<Lease>, name: String, me: String, duration: Duration) {
+/// What one renewal attempt found.
+#[derive(Debug, PartialEq, Eq)]
+enum Renewal {
+    Renewed,
+    /// Another holder has it.
+    TakenBy(String),
+    /// The Lease object is gone.
+    Gone,
+}
+
+async fn renew_once(api: &Api<Lease>, name: &str, me: &str) -> Result<Renewal, kube::Error> {
+    let Some(mut lease) = api.get_opt(name).await? else {
+        return Ok(Renewal::Gone);
+    };
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    let holder = spec.holder_identity.clone().unwrap_or_default();
+    if holder != me {
+        return Ok(Renewal::TakenBy(holder));
+    }
+    spec.renew_time = Some(MicroTime(Timestamp::now()));
+    api.replace(name, &PostParams::default(), &lease).await?;
+    Ok(Renewal::Renewed)
+}
+
+/// Renews every third of `duration`, each attempt bounded by a third too; reports a loss on
+/// `lost` and stops.
+async fn renew_loop(
+    api: Api<Lease>,
+    name: String,
+    me: String,
+    duration: Duration,
+    lost: watch::Sender<Option<String>>,
+) {
     let period = duration / 3;
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(period).await;
-        let result = async {
-            let mut lease = api.get(&name).await?;
-            let spec = lease.spec.get_or_insert_with(Default::default);
-            if spec.holder_identity.as_deref() != Some(me.as_str()) {
-                return Ok(false);
+        let why = match tokio::time::timeout(period, renew_once(&api, &name, &me)).await {
+            Ok(Ok(Renewal::Renewed)) => {
+                renewed = tokio::time::Instant::now();
+                tracing::debug!(lease = %name, "renewed lease");
+                continue;
             }
-            spec.renew_time = Some(MicroTime(Timestamp::now()));
-            api.replace(&name, &PostParams::default(), &lease).await?;
-            Ok::<_, kube::Error>(true)
-        }
-        .await;
-        match result {
-            Ok(true) => tracing::debug!(lease = %name, "renewed lease"),
-            Ok(false) => {
-                tracing::error!(lease = %name, "lost the lease to another holder; another run may start on this PVC");
-                return;
+            Ok(Ok(Renewal::TakenBy(holder))) => {
+                format!("lost lease {name}: it is now held by {holder:?}")
             }
-            Err(e) => tracing::warn!(lease = %name, "renewing the lease failed (will retry): {e}"),
-        }
+            Ok(Ok(Renewal::Gone)) => format!("lost lease {name}: it was deleted"),
+            Ok(Err(e)) if renewed.elapsed() < duration => {
+                tracing::warn!(lease = %name, "renewing the lease failed (will retry): {e}");
+                continue;
+            }
+            Err(_) if renewed.elapsed() < duration => {
+                tracing::warn!(lease = %name, "renewing the lease took longer than {period:?} (will retry)");
+                continue;
+            }
+            Ok(Err(e)) => format!(
+                "lost lease {name}: not renewed for {}s, so it expired (last error: {e})",
+                renewed.elapsed().as_secs()
+            ),
+            Err(_) => format!(
+                "lost lease {name}: not renewed for {}s, so it expired (renewals time out)",
+                renewed.elapsed().as_secs()
+            ),
+        };
+        tracing::error!(lease = %name, "{why}; another run may start on this PVC");
+        let _ = lost.send(Some(why));
+        return;
     }
 }
 
 impl PvcLease {
+    /// Resolves with the reason once the Lease is lost (taken by another holder, deleted, or not
+    /// renewed for a whole lease duration); never while it is held.
+    pub fn lost(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut rx = self.lost.clone();
+        async move {
+            loop {
+                if let Some(why) = rx.borrow_and_update().clone() {
+                    return why;
+                }
+                if rx.changed().await.is_err() {
+                    // The renewer ended without a loss (released): never resolves.
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+
     /// Stops renewing and deletes the Lease if it is still ours (uid and resourceVersion
     /// preconditions, so a Lease someone else took over in the meantime is left alone).
     pub async fn release(self) {

@@ -1,11 +1,21 @@
 //! `backup-ns create`: an application-consistent snapshot of one PVC.
 //!
-//! Order matters and every step fails closed: node lock slot → per-PVC Lease → PVC Bound →
+//! Order matters and every step fails closed: per-PVC Lease → node lock slot → PVC Bound →
 //! exec targets resolved → in-pod checks (tools, `SELECT 1`, free space) for every database →
-//! dumps (atomic, in the container) → VolumeSnapshot → wait for readyToUse → claim the
-//! daily/weekly/monthly labels for this PVC. If anything before the snapshot fails, no snapshot
-//! is created. A snapshot that fails or times out keeps no period labels and is marked for the
-//! next sweep.
+//! the clock reading → dumps (atomic, in the container) → VolumeSnapshot → wait for readyToUse →
+//! claim the daily/weekly/monthly labels for this PVC. If anything before the snapshot fails, no
+//! snapshot is created.
+//!
+//! The Lease comes before the slot so a run waiting for its PVC never holds a slot that runs for
+//! other PVCs need; losing the Lease stops the dump (another run may be dumping the same PVC).
+//! The one clock reading is taken when the dump starts, after every wait, so the name and labels
+//! carry the day the data is from.
+//!
+//! What a snapshot's state means is decided in [`crate::state`]: `readyToUse: true` is ready
+//! whatever `status.error` says; an error on a snapshot that is not ready is the controller's
+//! last observation and the wait goes on until the deadline. A snapshot still not ready at the
+//! deadline is left as it is — no period labels, not marked: `retain` claims its periods once it
+//! is ready, and it counts as failed (and is swept) when it is not ready a day after its creation.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -32,20 +42,27 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Extra time the exec gets beyond the dump timeout, so the script's own timeout fires first
 /// and reports a clean error.
 const DUMP_GRACE: Duration = Duration::from_secs(30);
+/// What a run may still do after SIGTERM once its snapshot exists (look at it, claim its labels
+/// if it is ready): well inside Kubernetes' default 30 s termination grace period.
+const AFTER_SIGNAL: Duration = Duration::from_secs(10);
+/// Annotation carrying the run's identity (the Lease holder), so a run can tell its own
+/// VolumeSnapshot from a namesake when a retried POST answers 409 AlreadyExists.
+pub const CREATED_BY: &str = "backup-ns.sh/created-by";
 
-/// Inputs of one run, gathered by the caller: the one clock reading, the environment for the
-/// `env-config` annotation, and identities.
+/// Inputs of one run, gathered by the caller: the environment for the `env-config` annotation
+/// and identities. The clock is read by [`run`] itself, when the dump starts.
 pub struct CreateContext {
     pub client: kube::Client,
     pub namespace: String,
     pub settings: Settings,
-    /// The one clock reading of this run, in the configured time zone.
-    pub now: DateTime<Tz>,
+    /// When the process started: only used to check the name template and labels before any
+    /// wait (the reading that names the snapshot is taken later).
+    pub started: DateTime<Tz>,
     /// The process environment (`BAK_*` variables go into the `env-config` annotation).
     pub env: Vec<(String, String)>,
     /// Random suffix when `BAK_VS_RAND` is not set.
     pub rand: String,
-    /// Holder identity for the Lease.
+    /// Holder identity for the Lease; also marks the VolumeSnapshot as this run's.
     pub holder: String,
 }
 
@@ -114,20 +131,20 @@ struct Resolved<'a> {
     pod: String,
 }
 
-/// Runs `create`, filling `report` as it goes (so a failure still reports what happened).
-pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
-    let s = &ctx.settings;
-    let ns = ctx.namespace.as_str();
-    report.namespace = ns.to_string();
-    report.pvc = s.pvc.clone();
-    report.dry_run = s.dry_run;
+/// The snapshot's identity, from one clock reading.
+struct Identity {
+    now: DateTime<Tz>,
+    name: String,
+    labels: BTreeMap<String, String>,
+}
 
-    // Everything about the snapshot's identity is decided up front from the one clock reading,
-    // so a bad template fails before any work.
+/// Name and creation labels for a snapshot taken at `now`.
+fn identity(ctx: &CreateContext, now: DateTime<Tz>) -> Result<Identity> {
+    let s = &ctx.settings;
     let name = s.name_template.render(&NameInput {
         pvc: &s.pvc,
-        namespace: ns,
-        now: ctx.now,
+        namespace: &ctx.namespace,
+        now,
         rand: s.vs_rand.as_deref().unwrap_or(&ctx.rand),
     })?;
     let label_input = LabelInput {
@@ -137,14 +154,30 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
         retain: s.retain,
         retain_days: s.retain_days,
     };
-    let mut creation_labels = labels::creation_labels(&label_input, ctx.now)?;
-    let annotation = labels::env_config_annotation(ctx.env.iter().cloned());
-    let annotations: BTreeMap<String, String> =
-        [(labels::ENV_CONFIG.to_string(), annotation)].into();
+    let labels = labels::creation_labels(&label_input, now)?;
+    Ok(Identity { now, name, labels })
+}
 
-    // 1–2. Node lock slot and per-PVC Lease. Not getting them is recorded on the PVC too: a
-    // backup that keeps being skipped must be visible.
-    let (_slot, held) = match acquire(ctx, report).await {
+/// Runs `create`, filling `report` as it goes (so a failure still reports what happened).
+pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
+    let s = &ctx.settings;
+    report.namespace = ctx.namespace.clone();
+    report.pvc = s.pvc.clone();
+    report.dry_run = s.dry_run;
+
+    // A bad template or label value fails before any wait; the reading that names the snapshot
+    // is taken when the dump starts.
+    identity(ctx, ctx.started)?;
+
+    // SIGTERM (the Job's deadline, an eviction) or SIGINT stops the work in progress: dropping
+    // it closes the exec connection, so the in-pod dump stops and removes its temporary file;
+    // then the Lease is released and the failure recorded, instead of dying with them held.
+    // Once the snapshot exists, a short bounded step still runs (see `after_signal`).
+    let mut signals = Signals::install();
+
+    // 1–2. Per-PVC Lease, then the node lock slot. Not getting them is recorded on the PVC too:
+    // a backup that keeps being skipped must be visible.
+    let (_slot, held) = match acquire(ctx, report, &mut signals).await {
         Ok(held) => held,
         Err(e) => {
             let failed = Err(e);
@@ -154,16 +187,8 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
             return failed;
         }
     };
-
-    // SIGTERM (the Job's deadline, an eviction) or SIGINT stops the work in progress: dropping
-    // it closes the exec connection, so the in-pod dump stops and removes its temporary file;
-    // then the Lease is released and the failure recorded, instead of dying with them held.
-    let result = tokio::select! {
-        r = run_locked(ctx, report, &name, &mut creation_labels, annotations) => r,
-        signal = terminated() => Err(Error::Interrupted(format!(
-            "terminated by {signal}; the in-pod dump stops when its connection closes, the previous dump stays"
-        ))),
-    };
+    let lost = held.as_ref().map(lease::PvcLease::lost);
+    let result = run_held(ctx, report, &mut signals, lost).await;
     if let Some(l) = held {
         l.release().await;
     }
@@ -173,53 +198,87 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
     result
 }
 
-/// Takes the node lock slot (a local file lock) and the per-PVC Lease; a dry run takes
-/// neither, like the original.
+/// SIGTERM and SIGINT, installed once so a signal that arrives between two waits is not lost.
+struct Signals {
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => None,
+        };
+        Signals { streams }
+    }
+
+    /// Resolves when SIGTERM or SIGINT arrives (never, if the handlers could not be installed).
+    async fn recv(&mut self) -> &'static str {
+        match &mut self.streams {
+            Some((term, int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Takes the per-PVC Lease and then the node lock slot (a local file lock); a dry run takes
+/// neither, like the original. The Lease comes first: a run that waits for its PVC's Lease holds
+/// no slot meanwhile, so it never keeps runs for other PVCs on this node waiting.
 async fn acquire(
     ctx: &CreateContext,
     report: &mut CreateReport,
+    signals: &mut Signals,
 ) -> Result<(Option<lock::SlotGuard>, Option<lease::PvcLease>)> {
     let s = &ctx.settings;
     if s.dry_run {
         return Ok((None, None));
     }
-    let slot = match &s.flock {
-        Some(f) => {
-            let t = Instant::now();
-            let guard = lock::acquire(&f.dir, f.count, f.timeout).await?;
-            report.lock_slot = Some(guard.slot);
-            report.phase("lock", t);
-            Some(guard)
-        }
-        None => None,
-    };
     // One create per PVC at a time, across nodes.
     let t = Instant::now();
-    let lease = lease::acquire(
-        &ctx.client,
-        &ctx.namespace,
-        &s.pvc,
-        &ctx.holder,
-        s.lease.duration,
-        s.lease.wait,
-    )
-    .await?;
+    let lease = tokio::select! {
+        l = lease::acquire(
+            &ctx.client,
+            &ctx.namespace,
+            &s.pvc,
+            &ctx.holder,
+            s.lease.duration,
+            s.lease.wait,
+        ) => l?,
+        signal = signals.recv() => {
+            return Err(Error::Interrupted(format!(
+                "terminated by {signal} while waiting for the lease of PVC {}/{}; nothing was done",
+                ctx.namespace, s.pvc
+            )))
+        }
+    };
     report.phase("lease", t);
-    Ok((slot, Some(lease)))
-}
-
-/// Resolves when SIGTERM or SIGINT arrives (never, if the handlers cannot be installed).
-async fn terminated() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        },
-        _ => std::future::pending().await,
+    let Some(f) = &s.flock else {
+        return Ok((None, Some(lease)));
+    };
+    let t = Instant::now();
+    let slot = tokio::select! {
+        g = lock::acquire(&f.dir, f.count, f.timeout) => g,
+        signal = signals.recv() => Err(Error::Interrupted(format!(
+            "terminated by {signal} while waiting for a node lock slot; nothing was done"
+        ))),
+    };
+    match slot {
+        Ok(guard) => {
+            report.lock_slot = Some(guard.slot);
+            report.phase("lock", t);
+            Ok((Some(guard), Some(lease)))
+        }
+        Err(e) => {
+            lease.release().await;
+            Err(e)
+        }
     }
 }
 
@@ -290,13 +349,116 @@ async fn record_event(ctx: &CreateContext, report: &CreateReport, result: &Resul
     }
 }
 
-async fn run_locked(
+/// Everything after the Lease and the slot. `lost` resolves when the Lease is lost.
+async fn run_held(
     ctx: &CreateContext,
     report: &mut CreateReport,
-    name: &str,
-    creation_labels: &mut BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
+    signals: &mut Signals,
+    lost: Option<impl std::future::Future<Output = String>>,
 ) -> Result<()> {
+    let s = &ctx.settings;
+    let ns = ctx.namespace.as_str();
+    let lost = async move {
+        match lost {
+            Some(lost) => lost.await,
+            None => std::future::pending().await,
+        }
+    };
+
+    // 3–7. Up to the dumps, the work stops where it is on a signal or when the Lease is lost:
+    // dropping it closes the exec connection, the in-pod dump stops and the previous one stays.
+    let id = tokio::select! {
+        r = prepare_and_dump(ctx, report) => r?,
+        signal = signals.recv() => return Err(Error::Interrupted(format!(
+            "terminated by {signal}; the in-pod dump stops when its connection closes, the previous dump stays"
+        ))),
+        why = lost => return Err(Error::Interrupted(format!(
+            "{why}; stopped so two runs never dump PVC {ns}/{} at once: the in-pod dump stops when its connection closes, the previous dump stays",
+            s.pvc
+        ))),
+    };
+    let Identity {
+        now,
+        name,
+        labels: mut creation_labels,
+    } = id;
+
+    // 8. The VolumeSnapshot. Without waiting, period labels are claimed now (we cannot know
+    // readiness); with waiting, only once it is ready.
+    let snapshots: Api<VolumeSnapshot> = Api::namespaced(ctx.client.clone(), ns);
+    let claim_now = s.retain == Retain::DailyWeeklyMonthly && (!s.wait_until_ready || s.dry_run);
+    if claim_now {
+        let claim = claim_for(&snapshots, &s.pvc, &name, report.pvc_uid.as_deref(), now).await?;
+        creation_labels.extend(labels::period_labels(&claim));
+    }
+    let annotations: BTreeMap<String, String> = [
+        (
+            labels::ENV_CONFIG.to_string(),
+            labels::env_config_annotation(ctx.env.iter().cloned()),
+        ),
+        (CREATED_BY.to_string(), ctx.holder.clone()),
+    ]
+    .into();
+    let vs = VolumeSnapshot::for_pvc(
+        &name,
+        ns,
+        &s.pvc,
+        s.vs_class.as_deref(),
+        creation_labels.clone(),
+        annotations,
+    );
+    report.snapshot = Some(name.clone());
+    report.labels = creation_labels;
+    if s.dry_run {
+        report.volume_snapshot = Some(serde_json::to_value(&vs).unwrap_or_default());
+        tracing::info!("dry run: would create volumesnapshot {ns}/{name}");
+        return Ok(());
+    }
+    let t = Instant::now();
+    post_snapshot(&snapshots, &vs, ns, &name, &s.pvc, &ctx.holder).await?;
+    tracing::info!("created volumesnapshot {ns}/{name}");
+    report.phase("snapshot", t);
+
+    if !s.wait_until_ready {
+        return Ok(());
+    }
+
+    // 9. Wait for readyToUse under one deadline. From here on a signal does not drop the
+    // snapshot on the floor: a short bounded step decides what it is left as.
+    let t = Instant::now();
+    let waited = tokio::select! {
+        w = wait_ready(&snapshots, &name, s.wait_timeout) => w,
+        signal = signals.recv() => {
+            report.phase("wait", t);
+            return Err(after_signal(ctx, report, &snapshots, &name, now, signal).await);
+        }
+    };
+    report.phase("wait", t);
+    waited?;
+    report.ready = true;
+
+    // 10. Claim the period labels for this PVC now that the snapshot is good.
+    if s.retain == Retain::DailyWeeklyMonthly {
+        let t = Instant::now();
+        let period = claim_labels(
+            &snapshots,
+            ns,
+            &s.pvc,
+            &name,
+            report.pvc_uid.as_deref(),
+            now,
+        )
+        .await?;
+        tracing::info!("retention labels claimed: {}", describe(&period));
+        report.labels.extend(period);
+        report.phase("labels", t);
+    }
+    Ok(())
+}
+
+/// Steps 3–7: the PVC, the exec targets, the in-pod checks, the clock reading and the dumps.
+/// Returns the snapshot's identity.
+async fn prepare_and_dump(ctx: &CreateContext, report: &mut CreateReport) -> Result<Identity> {
     let s = &ctx.settings;
     let ns = ctx.namespace.as_str();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -326,6 +488,23 @@ async fn run_locked(
     }
     if !resolved.is_empty() {
         report.phase("checks", t);
+    }
+
+    // The one clock reading of this run, taken after every wait (lock, Lease, checks): it names
+    // the snapshot and dates every label, so they carry the day the data is from.
+    let now = chrono::Utc::now().with_timezone(&s.tz);
+    tracing::info!(
+        time_zone = s.tz.name(),
+        source = s.tz_source,
+        "backup at {}",
+        now.to_rfc3339()
+    );
+    let mut id = identity(ctx, now)?;
+    // The source volume's uid: a PVC deleted and re-created under the same name is another
+    // volume, whose snapshots do not hold this one's periods.
+    if let Some(uid) = report.pvc_uid.as_deref().filter(|u| !u.is_empty()) {
+        id.labels
+            .insert(labels::PVC_UID.to_string(), uid.to_string());
     }
 
     // 7. Dumps.
@@ -359,77 +538,82 @@ async fn run_locked(
         }
         report.dumps.push(dump);
     }
+    Ok(id)
+}
 
-    // 8. The VolumeSnapshot. Without waiting, period labels are claimed now (we cannot know
-    // readiness); with waiting, only once it is ready.
-    let snapshots: Api<VolumeSnapshot> = Api::namespaced(ctx.client.clone(), ns);
-    let claim_now = s.retain == Retain::DailyWeeklyMonthly && (!s.wait_until_ready || s.dry_run);
-    if claim_now {
-        let claim = claim_for(&snapshots, &s.pvc, name, ctx.now).await?;
-        creation_labels.extend(labels::period_labels(&claim));
+/// Claims the periods no other ready snapshot of this PVC (same volume) holds and writes them
+/// on the snapshot; returns the labels written.
+async fn claim_labels(
+    api: &Api<VolumeSnapshot>,
+    ns: &str,
+    pvc: &str,
+    name: &str,
+    pvc_uid: Option<&str>,
+    now: DateTime<Tz>,
+) -> Result<BTreeMap<String, String>> {
+    let claim = claim_for(api, pvc, name, pvc_uid, now).await?;
+    let period = labels::period_labels(&claim);
+    if !period.is_empty() {
+        let patch = serde_json::json!({"metadata": {"labels": period}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::kube(format!("label volumesnapshot {ns}/{name}"), e))?;
     }
-    let vs = VolumeSnapshot::for_pvc(
-        name,
-        ns,
-        &s.pvc,
-        s.vs_class.as_deref(),
-        creation_labels.clone(),
-        annotations,
+    Ok(period)
+}
+
+/// SIGTERM or SIGINT arrived while waiting for the snapshot to become ready. The snapshot must
+/// not be left neither labelled nor accounted for, so within [`AFTER_SIGNAL`] it is looked at
+/// once: ready → its period labels are claimed now; not ready → it is left as a pending snapshot
+/// without period labels, which `retain` claims for once it is ready (or sweeps as failed when
+/// it is not ready a day after its creation). Returns the error the run ends with.
+async fn after_signal(
+    ctx: &CreateContext,
+    report: &mut CreateReport,
+    api: &Api<VolumeSnapshot>,
+    name: &str,
+    now: DateTime<Tz>,
+    signal: &str,
+) -> Error {
+    let s = &ctx.settings;
+    let ns = ctx.namespace.as_str();
+    let head = format!(
+        "terminated by {signal} while waiting for volumesnapshot {ns}/{name} to become ready"
     );
-    report.snapshot = Some(name.to_string());
-    report.labels = creation_labels.clone();
-    if s.dry_run {
-        report.volume_snapshot = Some(serde_json::to_value(&vs).unwrap_or_default());
-        tracing::info!("dry run: would create volumesnapshot {ns}/{name}");
-        return Ok(());
-    }
-    let t = Instant::now();
-    snapshots
-        .create(&PostParams::default(), &vs)
-        .await
-        .map_err(|e| Error::kube(format!("create volumesnapshot {ns}/{name}"), e))?;
-    tracing::info!("created volumesnapshot {ns}/{name}");
-    report.phase("snapshot", t);
-
-    if !s.wait_until_ready {
-        return Ok(());
-    }
-
-    // 9. Wait for readyToUse under one deadline; status.error fails at once.
-    let t = Instant::now();
-    let waited = wait_ready(&snapshots, name, s.wait_timeout).await;
-    report.phase("wait", t);
-    if let Err(e) = waited {
-        if mark_failed(&snapshots, name, ctx.now).await {
-            for key in [labels::DAILY, labels::WEEKLY, labels::MONTHLY] {
-                report.labels.remove(key);
-            }
-            report.labels.insert(
-                labels::DELETE_AFTER.to_string(),
-                labels::daily_value(ctx.now),
-            );
+    let pending = if s.retain == Retain::DailyWeeklyMonthly {
+        "it was left in place without period labels: `retain` claims them once it is ready, and it is swept as failed if it is not ready a day after its creation"
+    } else {
+        "it was left in place with its delete-after label"
+    };
+    let step = async {
+        let vs = api
+            .get(name)
+            .await
+            .map_err(|e| Error::kube(format!("get volumesnapshot {ns}/{name}"), e))?;
+        let state = vs.state(chrono::Utc::now());
+        if !state.is_ready() {
+            return Ok(format!("{head}; it is {state}: {pending}"));
         }
-        return Err(e);
-    }
-    report.ready = true;
-
-    // 10. Claim the period labels for this PVC now that the snapshot is good.
-    if s.retain == Retain::DailyWeeklyMonthly {
-        let t = Instant::now();
-        let claim = claim_for(&snapshots, &s.pvc, name, ctx.now).await?;
-        let period = labels::period_labels(&claim);
-        if !period.is_empty() {
-            let patch = serde_json::json!({"metadata": {"labels": period}});
-            snapshots
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| Error::kube(format!("label volumesnapshot {ns}/{name}"), e))?;
+        report.ready = true;
+        if s.retain != Retain::DailyWeeklyMonthly {
+            return Ok(format!("{head}; it is ready and keeps its labels"));
         }
-        tracing::info!("retention labels claimed: {}", describe(&period));
+        let period = claim_labels(api, ns, &s.pvc, name, report.pvc_uid.as_deref(), now).await?;
+        let claimed = describe(&period);
         report.labels.extend(period);
-        report.phase("labels", t);
-    }
-    Ok(())
+        Ok::<_, Error>(format!(
+            "{head}; it is ready and its retention labels were claimed before exiting: {claimed}"
+        ))
+    };
+    let message = match tokio::time::timeout(AFTER_SIGNAL, step).await {
+        Ok(Ok(message)) => message,
+        Ok(Err(e)) => format!("{head}; could not look at it ({e}): {pending}"),
+        Err(_) => format!(
+            "{head}; could not look at it within {}s: {pending}",
+            AFTER_SIGNAL.as_secs()
+        ),
+    };
+    Error::Interrupted(message)
 }
 
 fn describe(labels: &BTreeMap<String, String>) -> String {
@@ -566,12 +750,14 @@ async fn dump_in_pod(pods: &Api<Pod>, r: &Resolved<'_>, timeout: Duration) -> Re
         .map_err(|e| Error::Exec(format!("{engine} dump in pod {}: {e}", r.pod)))
 }
 
-/// The existing ready snapshots of this PVC (never namespace-wide), for the claim. A listing
-/// error is an error, never "already claimed".
+/// The existing snapshots of this PVC (never namespace-wide), for the claim: only ready ones of
+/// the same volume hold a period (see [`claim_holders`]). A listing error is an error, never
+/// "already claimed".
 async fn claim_for(
     api: &Api<VolumeSnapshot>,
     pvc: &str,
     own: &str,
+    own_pvc_uid: Option<&str>,
     now: DateTime<Tz>,
 ) -> Result<labels::Claim> {
     let selector = format!("{}={pvc}", labels::PVC);
@@ -593,67 +779,145 @@ async fn claim_for(
             None => break,
         }
     }
-    let existing = claim_holders(&group, own, None);
+    let existing = claim_holders(&group, own, own_pvc_uid);
     Ok(labels::claim_periods(now, &existing))
 }
 
+/// Whether an existing VolumeSnapshot is the one this run posted: same PVC, and this run's
+/// identity in [`CREATED_BY`].
+fn is_own(vs: &VolumeSnapshot, pvc: &str, holder: &str) -> bool {
+    vs.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CREATED_BY))
+        .is_some_and(|h| h == holder)
+        && vs.spec.source.persistent_volume_claim_name.as_deref() == Some(pvc)
+}
+
+/// POSTs the VolumeSnapshot. A POST whose answer was lost can have gone through: kube's retry
+/// layer re-sends it after a 504 and gets 409 AlreadyExists for our own object, and after a
+/// dropped connection we cannot know. Either way the snapshot is looked up by name and, when it
+/// is this run's ([`is_own`]), the run goes on with it; a namesake of someone else is an error.
+async fn post_snapshot(
+    api: &Api<VolumeSnapshot>,
+    vs: &VolumeSnapshot,
+    ns: &str,
+    name: &str,
+    pvc: &str,
+    holder: &str,
+) -> Result<()> {
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let err = match api.create(&PostParams::default(), vs).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let already_exists =
+            matches!(&err, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists");
+        let answer_lost = !matches!(&err, kube::Error::Api(_));
+        if !already_exists && !answer_lost {
+            return Err(Error::kube(
+                format!("create volumesnapshot {ns}/{name}"),
+                err,
+            ));
+        }
+        let found = api.get_opt(name).await.map_err(|e| {
+            Error::kube(
+                format!("get volumesnapshot {ns}/{name} after its POST ({err})"),
+                e,
+            )
+        })?;
+        match found {
+            Some(existing) if is_own(&existing, pvc, holder) => {
+                tracing::warn!(
+                    "the answer to creating volumesnapshot {ns}/{name} was lost ({err}); it was created by this run, going on with it"
+                );
+                return Ok(());
+            }
+            Some(_) => {
+                return Err(Error::Snapshot(format!(
+                    "volumesnapshot {ns}/{name} already exists and was not created by this run \
+                     (its {CREATED_BY} annotation or source PVC differ); left alone. \
+                     Make names unique with BAK_VS_NAME_TEMPLATE or BAK_VS_RAND"
+                )))
+            }
+            None if attempt < ATTEMPTS => {
+                tracing::warn!(
+                    "creating volumesnapshot {ns}/{name} failed ({err}) and it does not exist; trying again"
+                );
+            }
+            None => {
+                return Err(Error::kube(
+                    format!("create volumesnapshot {ns}/{name}"),
+                    err,
+                ));
+            }
+        }
+    }
+}
+
+/// Waits for `readyToUse` under one deadline. Ready is ready whatever `status.error` says (it is
+/// logged as a warning); an error on a snapshot that is not ready is the controller's last
+/// observation — it retries — so the wait goes on and the error is reported at the deadline. A
+/// snapshot that is being deleted (or gone) fails at once.
 async fn wait_ready(api: &Api<VolumeSnapshot>, name: &str, timeout: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut delay = Duration::from_millis(200);
+    let mut last_error: Option<String> = None;
     loop {
-        match api.get(name).await {
-            Ok(vs) => match vs.state(chrono::Utc::now()) {
-                SnapshotState::Ready { .. } => {
-                    tracing::info!("volumesnapshot {name} is ready to use");
+        match api.get_opt(name).await {
+            Ok(Some(vs)) => match vs.state(chrono::Utc::now()) {
+                SnapshotState::Ready { warning } => {
+                    match warning {
+                        Some(w) => tracing::warn!(
+                            "volumesnapshot {name} is ready to use; the snapshot controller still reports: {w}"
+                        ),
+                        None => tracing::info!("volumesnapshot {name} is ready to use"),
+                    }
                     return Ok(());
                 }
-                SnapshotState::Pending { error: Some(msg) }
-                | SnapshotState::Failed { error: Some(msg) } => {
+                SnapshotState::Terminating => {
                     return Err(Error::Snapshot(format!(
-                        "volumesnapshot {name} failed: {msg}"
+                        "volumesnapshot {name} is being deleted (deletionTimestamp is set) while waiting for it to become ready"
                     )));
                 }
-                _ => {}
+                SnapshotState::Pending { error } | SnapshotState::Failed { error } => {
+                    if error.is_some() && error != last_error {
+                        tracing::warn!(
+                            "volumesnapshot {name} is not ready yet; the snapshot controller reports: {} (it retries; waiting)",
+                            error.as_deref().unwrap_or_default()
+                        );
+                    }
+                    if error.is_some() {
+                        last_error = error;
+                    }
+                }
             },
+            Ok(None) => {
+                return Err(Error::Snapshot(format!(
+                    "volumesnapshot {name} was deleted while waiting for it to become ready"
+                )));
+            }
             // A transient read error does not fail the wait; the deadline bounds it.
             Err(e) => tracing::warn!("reading volumesnapshot {name}: {e}"),
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
+            let last = last_error
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default();
             return Err(Error::Snapshot(format!(
-                "volumesnapshot {name} not ready after {}s (BAK_VS_WAIT_UNTIL_READY_TIMEOUT)",
+                "volumesnapshot {name} not ready after {}s (BAK_VS_WAIT_UNTIL_READY_TIMEOUT){last}. \
+                 It was left in place, not marked for deletion and without period labels: it may still \
+                 be cutting; `retain` claims its periods once it is ready, and it counts as failed and \
+                 is swept if it is not ready a day after its creation",
                 timeout.as_secs()
             )));
         }
         tokio::time::sleep(delay.min(deadline - now)).await;
         delay = (delay * 3 / 2).min(Duration::from_secs(2));
-    }
-}
-
-/// A failed or timed-out snapshot keeps no period labels and is marked for the next sweep
-/// (`delete-after` = today), whatever its retention mode.
-async fn mark_failed(api: &Api<VolumeSnapshot>, name: &str, now: DateTime<Tz>) -> bool {
-    let patch = serde_json::json!({"metadata": {"labels": {
-        labels::DAILY: null,
-        labels::WEEKLY: null,
-        labels::MONTHLY: null,
-        labels::DELETE_AFTER: labels::daily_value(now),
-    }}});
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => {
-            tracing::warn!(
-                "volumesnapshot {name} marked for deletion (delete-after={})",
-                labels::daily_value(now)
-            );
-            true
-        }
-        Err(e) => {
-            tracing::error!("could not mark failed volumesnapshot {name} for deletion: {e}");
-            false
-        }
     }
 }
 
@@ -663,14 +927,9 @@ pub async fn main(args: &crate::cli::CreateArgs, output: OutputFormat) -> ExitSt
         Ok(s) => s,
         Err(e) => return super::report_error(&e),
     };
-    // The one clock reading of this run: it names the snapshot and dates every label.
-    let now = chrono::Utc::now().with_timezone(&settings.tz);
-    tracing::info!(
-        time_zone = settings.tz.name(),
-        source = settings.tz_source,
-        "backup at {}",
-        now.to_rfc3339()
-    );
+    // Only to check the name template before any wait; the reading that names the snapshot is
+    // taken when the dump starts.
+    let started = chrono::Utc::now().with_timezone(&settings.tz);
     let (client, context_namespace) = match super::client(true).await {
         Ok(x) => x,
         Err(e) => {
@@ -700,7 +959,7 @@ pub async fn main(args: &crate::cli::CreateArgs, output: OutputFormat) -> ExitSt
         client,
         namespace,
         settings,
-        now,
+        started,
         env: std::env::vars().collect(),
         rand,
         holder,
@@ -744,5 +1003,30 @@ fn print_report(report: &CreateReport, output: OutputFormat) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(pvc: &str, created_by: Option<&str>) -> VolumeSnapshot {
+        let annotations = created_by
+            .map(|h| [(CREATED_BY.to_string(), h.to_string())].into())
+            .unwrap_or_default();
+        VolumeSnapshot::for_pvc("data-x", "shop", pvc, None, BTreeMap::new(), annotations)
+    }
+
+    #[test]
+    fn only_this_runs_snapshot_of_this_pvc_is_its_own() {
+        let me = "backup-job-x1/7-0a1b";
+        assert!(is_own(&snapshot("data", Some(me)), "data", me));
+        assert!(!is_own(
+            &snapshot("data", Some("backup-job-x1/8-ffff")),
+            "data",
+            me
+        ));
+        assert!(!is_own(&snapshot("data", None), "data", me));
+        assert!(!is_own(&snapshot("other", Some(me)), "data", me));
     }
 }

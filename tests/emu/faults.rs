@@ -1,6 +1,12 @@
 //! Injected failures, per request: a test describes which requests (method, path, which of the
 //! matching ones) get an error status, a delay or a dropped connection, to check how backup-ns
 //! handles a flaky apiserver. Rules are consumed as configured.
+//!
+//! A fault can also strike *after* the request was served ([`Fault::after_serving`]): the object
+//! is stored, then the client gets a 504 or a dropped connection instead of the answer — what a
+//! client sees when a load balancer or the apiserver's own timeout loses the response of a write
+//! that went through. A client that retries such a POST gets 409 AlreadyExists for its own
+//! object.
 
 use std::time::Duration;
 
@@ -36,6 +42,7 @@ pub struct Fault {
     seen: usize,
     delay: Option<Duration>,
     outcome: Outcome,
+    after_serving: bool,
 }
 
 impl Fault {
@@ -55,6 +62,7 @@ impl Fault {
             seen: 0,
             delay: None,
             outcome: Outcome::Proceed,
+            after_serving: false,
         }
     }
 
@@ -103,12 +111,26 @@ impl Fault {
         self.outcome = Outcome::Drop;
         self
     }
+
+    /// Serve the request (a write is stored) and only then answer with the fault's error or drop
+    /// the connection: the response of a write that went through is lost.
+    ///
+    /// ```ignore
+    /// emu.inject(Fault::on("POST", "/volumesnapshots").status(504).after_serving());
+    /// emu.inject(Fault::on("POST", "/volumesnapshots").drop_connection().after_serving());
+    /// ```
+    pub fn after_serving(mut self) -> Self {
+        self.after_serving = true;
+        self
+    }
 }
 
 /// The fault that applies to one request.
 pub struct Hit {
     pub delay: Option<Duration>,
     pub outcome: Outcome,
+    /// Serve the request first (the write happens), then answer with `outcome`.
+    pub after_serving: bool,
 }
 
 /// The injected rules, in order.
@@ -141,6 +163,7 @@ impl Faults {
             hit = Some(Hit {
                 delay: f.delay,
                 outcome: f.outcome.clone(),
+                after_serving: f.after_serving,
             });
         }
         self.0.retain(|f| f.remaining != Some(0));

@@ -20,10 +20,35 @@
 //! emu.assert_no_unexpected();
 //! ```
 //!
+//! Snapshot states a real cluster shows, set per snapshot name or PVC through [`Emu::snapshots`]:
+//! never ready, failed (`status.error`), a transient `status.error` that the controller clears
+//! on a later retry (`transient_error_for_pvc`) or leaves set on a ready snapshot
+//! (`ready_with_error_for_pvc`), slow (`slow_for_pvc`: ready long after the others).
+//!
+//! Terminating snapshots: the store honours `metadata.finalizers` like the apiserver — a DELETE
+//! of an object with finalizers sets `deletionTimestamp` and the object stays until an update
+//! removes its last finalizer (none can be added meanwhile). The snapshot controller puts the
+//! real one's finalizers (`…/volumesnapshot-as-source-protection`,
+//! `…/volumesnapshot-bound-protection`) on every snapshot it binds and removes them as soon as
+//! the snapshot is deleted, so by default a DELETE still removes a snapshot at once. To see a
+//! snapshot terminating, hold its deletion:
+//!
+//! ```ignore
+//! emu.snapshots().terminating_until_released_matching("^data-"); // until …
+//! emu.snapshots().release("ns", "data-2025-01-08-…");             // … this
+//! emu.snapshots().terminating_for_matching("^old-", Duration::from_secs(5));
+//! ```
+//!
+//! or seed one with `deletionTimestamp` and `finalizers` in its metadata (seeds are stored as
+//! given; [`Emu::replace`] without the finalizers finishes its deletion).
+//!
+//! Injected faults ([`Emu::inject`]) answer with an error, delay or drop the connection, before
+//! or — with `Fault::after_serving` — after the request took effect (a lost response).
+//!
 //! Not emulated (recorded as unexpected): watch, server-side apply, deletecollection, discovery,
-//! subresources other than `status` and `pods/exec`, exec with a tty. Simplifications: deletion
-//! is immediate (no finalizers, no grace period, no garbage collection), namespaces need not
-//! exist, a `continue` token resumes after the last key rather than from a snapshot of the store.
+//! subresources other than `status` and `pods/exec`, exec with a tty. Simplifications: no grace
+//! period, no garbage collection, namespaces need not exist, a `continue` token resumes after the
+//! last key rather than from a snapshot of the store.
 //!
 //! Include it with `#[path = "…/tests/emu/mod.rs"] #[allow(dead_code)] mod emu;`: each crate
 //! (the test binary, a bench, the `kube-emu` example) uses a different part of it.
@@ -55,7 +80,7 @@ use tokio::sync::{mpsc, oneshot};
 #[allow(unused_imports)]
 pub use {
     api_error::ApiError,
-    controller::{Snapshots, DEFAULT_DRIVER},
+    controller::{Snapshots, DEFAULT_DRIVER, SNAPSHOT_FINALIZERS},
     exec::{ExecEnv, ExecProtocols},
     faults::Fault,
     log::{ExecCall, RequestRecord, Unexpected, Verb},
@@ -97,7 +122,9 @@ impl Shared {
         Ok(obj)
     }
 
-    /// Deletes an object, and a snapshot's content when its deletion policy says so.
+    /// Deletes an object, and a snapshot's content when its deletion policy says so. A snapshot
+    /// with finalizers only becomes terminating; the snapshot controller then finishes the
+    /// deletion at once unless a test holds it.
     fn delete_object(
         &self,
         rt: &ResourceType,
@@ -106,10 +133,12 @@ impl Shared {
         pre: &Preconditions,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        // Decided before taking the store lock: the controller takes the two the other way round.
+        let hold = lock(&self.snapshots).deletion_hold(name);
         let mut store = lock(&self.store);
         let obj = store.delete(rt, ns, name, pre, dry_run)?;
         if !dry_run {
-            controller::deleted(&mut store, rt, &obj);
+            controller::deleted(self, &mut store, rt, &obj, hold);
         }
         Ok(obj)
     }

@@ -16,8 +16,8 @@ use super::log::{ExecCall, Verb};
 use super::patch;
 use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{Key, Origin, Preconditions, Scope};
-use super::{exec, lock, Shared};
+use super::store::{Key, Origin, Preconditions, Scope, Store};
+use super::{controller, exec, lock, Shared};
 
 /// The resource a request addresses.
 #[derive(Debug)]
@@ -383,8 +383,21 @@ async fn update(
     q: &Query,
 ) -> Reply {
     let body = body_json(req, false).await?;
-    let obj = lock(&shared.store).update(rt, ns, name, body, scope(sub), is_dry_run(q))?;
+    let mut store = lock(&shared.store);
+    let obj = store.update(rt, ns, name, body, scope(sub), is_dry_run(q))?;
+    finalized(&mut store, rt, ns, name, &obj);
     Ok(object_response(200, &obj))
+}
+
+/// After an update: a terminating snapshot whose last finalizer was removed is gone, and takes
+/// a `Delete`-policy content along.
+fn finalized(store: &mut Store, rt: &ResourceType, ns: Option<&str>, name: &str, obj: &Value) {
+    if rt.is("snapshot.storage.k8s.io", "volumesnapshots")
+        && obj["metadata"]["deletionTimestamp"].is_string()
+        && store.get(rt, ns, name).is_none()
+    {
+        controller::delete_content(store, obj);
+    }
 }
 
 async fn patch(
@@ -436,6 +449,7 @@ async fn patch(
         next
     };
     let obj = store.update(rt, ns, name, next, scope(sub), is_dry_run(q))?;
+    finalized(&mut store, rt, ns, name, &obj);
     Ok(object_response(200, &obj))
 }
 

@@ -81,17 +81,28 @@ async fn handle(
     if let Some(d) = hit.as_ref().and_then(|h| h.delay) {
         tokio::time::sleep(d).await;
     }
-    let handled = match (hit.map(|h| h.outcome), target) {
-        (Some(Outcome::Drop), _) => {
+    let (outcome, after_serving) = match hit {
+        Some(h) => (h.outcome, h.after_serving),
+        None => (Outcome::Proceed, false),
+    };
+    let served = match (&outcome, target) {
+        // Answered by the fault alone: the request never reaches the store.
+        (Outcome::Drop | Outcome::Respond(_), _) if !after_serving => None,
+        (_, Some(t)) => Some(router::route(&shared, req, t, verb, &query).await),
+        (_, None) => Some(Handled::Unexpected {
+            code: 404,
+            why: "no such resource in the emulation's table".into(),
+        }),
+    };
+    // With `after_serving` the request took effect above and only its answer is replaced.
+    let handled = match (outcome, served) {
+        (Outcome::Drop, _) => {
             lock(&shared.log).requests.push(record);
             return Err(DropConnection);
         }
-        (Some(Outcome::Respond(e)), _) => Handled::ok(error_response(&e)),
-        (_, Some(t)) => router::route(&shared, req, t, verb, &query).await,
-        (_, None) => Handled::Unexpected {
-            code: 404,
-            why: "no such resource in the emulation's table".into(),
-        },
+        (Outcome::Respond(e), _) => Handled::ok(error_response(&e)),
+        (Outcome::Proceed, Some(handled)) => handled,
+        (Outcome::Proceed, None) => unreachable!("a request without a fault outcome is served"),
     };
     let response = match handled {
         Handled::Served { response, exec } => {

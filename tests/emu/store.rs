@@ -1,7 +1,9 @@
 //! The object store: every object as a `serde_json::Value`, ordered by namespace/name per
 //! resource, with the apiserver's bookkeeping — one global `resourceVersion` counter, uids,
-//! timestamps, `generation`, optimistic concurrency, preconditions and the status-subresource
-//! split. Pure and synchronous; the HTTP layer and the handle both go through it.
+//! timestamps, `generation`, optimistic concurrency, preconditions, the status-subresource
+//! split and finalizers (a DELETE of an object with `metadata.finalizers` only sets
+//! `deletionTimestamp`; the object goes when the last finalizer is removed). Pure and
+//! synchronous; the HTTP layer and the handle both go through it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -89,6 +91,18 @@ fn key(rt: &ResourceType, ns: Option<&str>, name: &str) -> Key {
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj["metadata"][field].as_str().filter(|s| !s.is_empty())
+}
+
+/// `metadata.finalizers` holds at least one entry.
+pub fn has_finalizers(obj: &Value) -> bool {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
+}
+
+/// `metadata.deletionTimestamp` is set.
+pub fn is_terminating(obj: &Value) -> bool {
+    meta_str(obj, "deletionTimestamp").is_some()
 }
 
 fn remove(obj: &mut Value, field: &str) {
@@ -345,20 +359,42 @@ impl Store {
             next["metadata"]["generation"] = json!(generation + i64::from(changed));
         }
         next["metadata"]["resourceVersion"] = json!(current_rv);
+        if is_terminating(current) && scope != Scope::Whole {
+            let had: Vec<&Value> = current["metadata"]["finalizers"]
+                .as_array()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
+            let added = next["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|f| !had.contains(&f)));
+            if added {
+                let cause = (
+                    "metadata.finalizers".to_string(),
+                    "Forbidden: no new finalizers can be added if the object is being deleted"
+                        .to_string(),
+                );
+                return Err(ApiError::invalid(rt, name, &[cause]));
+            }
+        }
         Self::validate(rt, &next)?;
         if next == *current || dry_run {
             // A no-op write keeps the resourceVersion, as in the apiserver.
             return Ok(next);
         }
         next["metadata"]["resourceVersion"] = json!(self.next_rv());
-        self.tables
-            .entry((rt.group, rt.plural))
-            .or_default()
-            .insert(key(rt, ns, name), next.clone());
+        let table = self.tables.entry((rt.group, rt.plural)).or_default();
+        if is_terminating(&next) && !has_finalizers(&next) {
+            // The last finalizer is gone: so is the object.
+            table.remove(&key(rt, ns, name));
+        } else {
+            table.insert(key(rt, ns, name), next.clone());
+        }
         Ok(next)
     }
 
-    /// DELETE: the object is gone at once (no finalizers, no grace period) and returned.
+    /// DELETE: the object is gone at once and returned — unless it has finalizers: then it only
+    /// gets `deletionTimestamp` (kept from an earlier DELETE) and stays, terminating, until an
+    /// update removes the last one. No grace period, no garbage collection.
     pub fn delete(
         &mut self,
         rt: &ResourceType,
@@ -390,6 +426,20 @@ impl Store {
         }
         if dry_run {
             return Ok(current.clone());
+        }
+        if has_finalizers(current) {
+            if is_terminating(current) {
+                return Ok(current.clone());
+            }
+            let mut terminating = current.clone();
+            terminating["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            terminating["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            terminating["metadata"]["resourceVersion"] = json!(self.next_rv());
+            self.tables
+                .entry((rt.group, rt.plural))
+                .or_default()
+                .insert(key(rt, ns, name), terminating.clone());
+            return Ok(terminating);
         }
         let rv = self.next_rv();
         let mut gone = self

@@ -570,34 +570,46 @@ async fn space_threshold_stops_before_the_dump() {
     assert!(w.snapshots().is_empty());
 }
 
+/// `status.error` on a snapshot that is not ready is the controller's last observation, not a
+/// verdict: the wait goes on to the deadline, the last error is reported, and the snapshot is
+/// left as it is — not marked for deletion, no period labels (it may still be cutting).
 #[tokio::test(flavor = "multi_thread")]
-async fn failed_snapshot_keeps_no_period_labels_and_is_marked() {
+async fn never_ready_with_an_error_fails_at_the_deadline_and_is_left_unmarked() {
     let w = World::new().await;
     w.emu
         .snapshots()
         .fail_for_pvc(NS, "data", "csi driver exploded");
+    let started = Instant::now();
     let run = w.run(&[
         ("BAK_DB_SKIP", "true"),
         ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
         ("BAK_TZ", "UTC"),
+        ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "2s"),
     ]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("csi driver exploded"), "{run:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited to the deadline, not failed on the first error: {run:?}"
+    );
+    let error = run.result["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(
+            "not ready after 2s (BAK_VS_WAIT_UNTIL_READY_TIMEOUT); last error: csi driver exploded"
+        ),
+        "{run:?}"
+    );
+    assert!(error.contains("left in place"), "{run:?}");
     let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
     let l = labels(&vs);
     for k in [
         "backup-ns.sh/daily",
         "backup-ns.sh/weekly",
         "backup-ns.sh/monthly",
+        "backup-ns.sh/delete-after",
     ] {
-        assert!(!l.contains_key(k), "{k} on a failed snapshot: {l:?}");
+        assert!(!l.contains_key(k), "{k} on a snapshot still pending: {l:?}");
     }
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    assert_eq!(l["backup-ns.sh/delete-after"], today);
-    assert_eq!(
-        run.result["error"].as_str().map(|e| e.contains("exploded")),
-        Some(true)
-    );
+    assert_eq!(run.result["ready"], json!(false));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -608,6 +620,7 @@ async fn readiness_wait_has_one_deadline() {
     let run = w.run(&[
         ("BAK_DB_SKIP", "true"),
         ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "2s"),
+        ("BAK_TZ", "UTC"),
     ]);
     let took = started.elapsed();
     assert_eq!(run.code, 1, "{run:?}");
@@ -616,8 +629,190 @@ async fn readiness_wait_has_one_deadline() {
         took < Duration::from_secs(6),
         "took {took:?}: not 3 x timeout like the original"
     );
+    // retain=days: the delete-after it got at creation (today + 30 days), not a mark for today.
     let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
-    assert!(l.contains_key("backup-ns.sh/delete-after"));
+    let in_30_days = (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(l["backup-ns.sh/delete-after"], in_30_days, "{l:?}");
+}
+
+/// The controller reports an error for a while and clears it on a successful retry: the run
+/// waits it out, succeeds and claims its labels.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_snapshot_error_is_waited_out_and_labels_are_claimed() {
+    let w = World::new().await;
+    w.emu.snapshots().transient_error_for_pvc(
+        NS,
+        "data",
+        "Failed to check and update snapshot content: the object has been modified",
+        Duration::from_millis(1500),
+    );
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+        ("BAK_TZ", "UTC"),
+        ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "30s"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("the object has been modified"),
+        "the transient error is logged: {run:?}"
+    );
+    assert_eq!(run.result["ready"], json!(true));
+    let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
+    assert_eq!(vs["status"]["readyToUse"], json!(true));
+    assert!(vs["status"].get("error").is_none(), "{vs}");
+    let l = labels(&vs);
+    assert_eq!(l["backup-ns.sh/daily"], today_utc(), "{l:?}");
+    assert!(!l.contains_key("backup-ns.sh/delete-after"), "{l:?}");
+}
+
+/// `readyToUse: true` is ready even with `status.error` still set (kubevirt#4374).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ready_snapshot_with_an_error_still_set_succeeds() {
+    let w = World::new().await;
+    w.emu.snapshots().ready_with_error_for_pvc(
+        NS,
+        "data",
+        "VolumeSnapshotContent is being updated",
+        Duration::from_millis(1500),
+    );
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+        ("BAK_TZ", "UTC"),
+        ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "30s"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let vs = w.snapshot(run.result["snapshot"].as_str().unwrap());
+    assert_eq!(vs["status"]["readyToUse"], json!(true));
+    assert_eq!(
+        vs["status"]["error"]["message"],
+        "VolumeSnapshotContent is being updated"
+    );
+    assert!(
+        run.stderr
+            .contains("still reports: VolumeSnapshotContent is being updated"),
+        "{run:?}"
+    );
+    assert_eq!(labels(&vs)["backup-ns.sh/daily"], today_utc());
+}
+
+fn today_utc() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// The PVC's `metadata.uid` in the emulation.
+fn pvc_uid(w: &World, pvc: &str) -> String {
+    w.emu
+        .get("v1", "persistentvolumeclaims", Some(NS), pvc)
+        .expect("pvc")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string()
+}
+
+/// Seeds a ready snapshot of PVC `data` holding today's daily, weekly and monthly (UTC), with
+/// `metadata` merged in (e.g. a deletionTimestamp) and the given `pvc-uid` label.
+fn seed_period_holder(w: &World, name: &str, metadata: Value, pvc_uid: Option<&str>) {
+    let now = chrono::Utc::now();
+    let weekly = format!("w{:02}", chrono::Datelike::iso_week(&now).week());
+    let mut l = vec![
+        ("backup-ns.sh/pvc", "data".to_string()),
+        ("backup-ns.sh/retain", "daily_weekly_monthly".to_string()),
+        ("backup-ns.sh/daily", today_utc()),
+        ("backup-ns.sh/weekly", weekly),
+        ("backup-ns.sh/monthly", now.format("%Y-%m").to_string()),
+    ];
+    if let Some(uid) = pvc_uid {
+        l.push(("backup-ns.sh/pvc-uid", uid.to_string()));
+    }
+    let pairs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut vs = fixtures::volume_snapshot(NS, name, "data", &pairs);
+    let earlier = (now - chrono::Duration::minutes(5))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    vs["metadata"]["creationTimestamp"] = json!(earlier);
+    for (k, v) in metadata.as_object().cloned().unwrap_or_default() {
+        vs["metadata"][k] = v;
+    }
+    vs["status"] = json!({"readyToUse": true, "creationTime": earlier});
+    w.emu.create(vs);
+}
+
+fn dwm_utc() -> [(&'static str, &'static str); 3] {
+    [
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+        ("BAK_TZ", "UTC"),
+    ]
+}
+
+/// A snapshot being deleted (deletionTimestamp, held by the snapshot controller's finalizers)
+/// is gone for every purpose: it does not hold today's periods.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminating_snapshot_does_not_block_the_claim() {
+    let w = World::new().await;
+    let uid = pvc_uid(&w, "data");
+    seed_period_holder(
+        &w,
+        "data-terminating",
+        json!({
+            "deletionTimestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "finalizers": crate::emu::SNAPSHOT_FINALIZERS,
+        }),
+        Some(&uid),
+    );
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
+    assert_eq!(l["backup-ns.sh/daily"], today_utc(), "{l:?}");
+    assert!(l.contains_key("backup-ns.sh/weekly") && l.contains_key("backup-ns.sh/monthly"));
+    // The terminating one is left as it was.
+    assert_eq!(
+        labels(&w.snapshot("data-terminating"))["backup-ns.sh/daily"],
+        today_utc()
+    );
+}
+
+/// Snapshots are grouped by the source volume: a snapshot of an earlier PVC of the same name
+/// (another `pvc-uid`) does not hold the new volume's periods; one of the same volume, or one
+/// without the label (older backup-ns, the original), does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_of_an_older_volume_of_the_same_name_does_not_block_the_claim() {
+    let w = World::new().await;
+    let uid = pvc_uid(&w, "data");
+    seed_period_holder(
+        &w,
+        "data-old-volume",
+        json!({}),
+        Some("0d1e2f3a-0000-4000-8000-000000000000"),
+    );
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    let first = run.result["snapshot"].as_str().unwrap().to_string();
+    let l = labels(&w.snapshot(&first));
+    assert_eq!(l["backup-ns.sh/daily"], today_utc(), "{l:?}");
+    assert_eq!(
+        l["backup-ns.sh/pvc-uid"], uid,
+        "every new snapshot names its volume"
+    );
+
+    // Same volume: the first run's snapshot now holds today.
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
+    assert!(!l.contains_key("backup-ns.sh/daily"), "{l:?}");
+
+    // No pvc-uid label: cannot be told apart, so it counts as the same volume.
+    let w = World::new().await;
+    seed_period_holder(&w, "data-unlabelled", json!({}), None);
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    let l = labels(&w.snapshot(run.result["snapshot"].as_str().unwrap()));
+    assert!(!l.contains_key("backup-ns.sh/daily"), "{l:?}");
+    assert!(!l.contains_key("backup-ns.sh/monthly"), "{l:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -977,13 +1172,24 @@ fn big_database(pg: &Postgres) -> &'static str {
 /// Starts a create of the big database over a "previous dump" and returns once the dump is
 /// under way (its temporary file exists).
 fn start_big_dump(w: &World, pg: &Postgres) -> (std::process::Child, PathBuf) {
+    start_big_dump_with(w, pg, &[])
+}
+
+/// [`start_big_dump`] with more variables.
+fn start_big_dump_with(
+    w: &World,
+    pg: &Postgres,
+    extra: &[(&str, &str)],
+) -> (std::process::Child, PathBuf) {
     w.app("postgres", &pg.env());
     let db = big_database(pg);
     let dump = w.dump_file("dump.sql.gz");
     fs::write(&dump, b"previous dump").unwrap();
     let (dump_s, port) = (dump.display().to_string(), pg.port.to_string());
+    let mut vars = pg_vars(&dump_s, db, &port);
+    vars.extend_from_slice(extra);
     let child = w
-        .command(&pg_vars(&dump_s, db, &port))
+        .command(&vars)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1059,4 +1265,332 @@ async fn sigterm_mid_dump_stops_cleanly_and_releases_the_lease() {
             && e["message"].as_str().is_some_and(|m| m.contains("SIGTERM"))),
         "{events:?}"
     );
+}
+
+/// A Lease for PVC `data` held by someone else, renewed just now, for `secs`.
+fn seed_foreign_lease(w: &World, holder: &str, secs: i32) {
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    w.emu.create(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"namespace": NS, "name": "backup-ns-data"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": secs, "renewTime": now, "acquireTime": now},
+    }));
+}
+
+fn lease_of_data(w: &World) -> Option<Value> {
+    w.emu.get(
+        "coordination.k8s.io/v1",
+        "leases",
+        Some(NS),
+        "backup-ns-data",
+    )
+}
+
+fn spawn(w: &World, vars: &[(&str, &str)]) -> std::process::Child {
+    w.command(vars)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &std::process::Child) {
+    // SAFETY: a plain kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+}
+
+/// The Lease comes before the node slot: a run waiting for its PVC's Lease holds no slot, so a
+/// run for another PVC on the same node gets the only slot meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_for_the_lease_holds_no_node_slot() {
+    let w = World::new().await;
+    w.emu.create(fixtures::pvc(NS, "other", true));
+    seed_foreign_lease(&w, "other-job/1", 300);
+    let locks = w.dir.path().join("locks");
+    fs::create_dir_all(&locks).unwrap();
+    let dir = locks.display().to_string();
+    let flock = [
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_FLOCK", "true"),
+        ("BAK_FLOCK_DIR", dir.as_str()),
+        ("BAK_FLOCK_COUNT", "1"),
+        ("BAK_FLOCK_TIMEOUT_SEC", "3"),
+    ];
+    let mut waiting_vars = flock.to_vec();
+    waiting_vars.extend([
+        ("BAK_LEASE_WAIT", "true"),
+        ("BAK_LEASE_WAIT_TIMEOUT", "60s"),
+    ]);
+    let waiting = spawn(&w, &waiting_vars);
+    assert!(
+        crate::support::wait_until(Duration::from_secs(10), || w.emu.count(Verb::Get, "leases")
+            >= 2),
+        "the first run never looked at the Lease"
+    );
+    // The run for another PVC takes the only slot while the first waits for its Lease.
+    let mut other = flock.to_vec();
+    other.push(("BAK_PVC_NAME", "other"));
+    let run = w.run(&other);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.result["lockSlot"], json!(1));
+    // The Lease is freed: the waiting run takes it, then the slot, and succeeds.
+    w.emu.delete(
+        "coordination.k8s.io/v1",
+        "leases",
+        Some(NS),
+        "backup-ns-data",
+    );
+    let first = Run::from(waiting.wait_with_output().unwrap());
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(first.result["lockSlot"], json!(1));
+    assert_eq!(w.snapshots().len(), 2);
+}
+
+/// Another run took the Lease over in the middle of the dump (this run's renewal sees the new
+/// holder): the dump stops, the previous dump stays, no snapshot, the new holder keeps it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_taken_over_mid_dump_stops_the_dump() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    let (child, dump) = start_big_dump_with(&w, pg, &[("BAK_LEASE_DURATION", "3s")]);
+    let mut lease = lease_of_data(&w).expect("the run holds the Lease");
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    lease["spec"]["holderIdentity"] = json!("thief/1");
+    lease["spec"]["renewTime"] = json!(now);
+    lease["spec"]["leaseDurationSeconds"] = json!(300);
+    w.emu.replace(lease);
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = run.result["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("lost lease backup-ns-data: it is now held by \"thief/1\""),
+        "{run:?}"
+    );
+    assert!(error.contains("the previous dump stays"), "{run:?}");
+    assert_dump_abandoned_cleanly(&w, &dump);
+    assert_eq!(
+        lease_of_data(&w).unwrap()["spec"]["holderIdentity"],
+        "thief/1"
+    );
+}
+
+/// Lease renewals that hang (the API server does not answer) are cut after a third of the
+/// lease duration, not left to kube's minutes-long retries: after a whole lease duration
+/// without a renewal the Lease counts as lost and the dump stops.
+#[tokio::test(flavor = "multi_thread")]
+async fn lease_renewals_that_hang_stop_the_dump_within_the_lease_duration() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    w.emu.inject(
+        crate::emu::Fault::on("PUT", "/leases/backup-ns-data")
+            .delay(Duration::from_secs(120))
+            .always(),
+    );
+    let started = Instant::now();
+    let (child, dump) = start_big_dump_with(&w, pg, &[("BAK_LEASE_DURATION", "3s")]);
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("lost lease backup-ns-data: not renewed for"),
+        "{run:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_dump_abandoned_cleanly(&w, &dump);
+    w.emu.clear_faults();
+}
+
+/// The clock is read when the dump starts, after the waits: a run that waited for the Lease
+/// names its snapshot with a time no earlier than the Lease's release.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_snapshot_is_named_after_the_waits() {
+    let w = World::new().await;
+    seed_foreign_lease(&w, "other-job/1", 300);
+    let child = spawn(
+        &w,
+        &[
+            ("BAK_DB_SKIP", "true"),
+            ("BAK_TZ", "UTC"),
+            ("BAK_LEASE_WAIT", "true"),
+            ("BAK_LEASE_WAIT_TIMEOUT", "60s"),
+        ],
+    );
+    assert!(crate::support::wait_until(Duration::from_secs(10), || w
+        .emu
+        .count(Verb::Get, "leases")
+        >= 1));
+    std::thread::sleep(Duration::from_millis(2500));
+    let released = chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%d-%H%M%S")
+        .to_string();
+    w.emu.delete(
+        "coordination.k8s.io/v1",
+        "leases",
+        Some(NS),
+        "backup-ns-data",
+    );
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 0, "{run:?}");
+    let name = run.result["snapshot"].as_str().unwrap();
+    let re = regex::Regex::new(r"^data-(\d{4}-\d{2}-\d{2}-\d{6})-[a-z]{6}$").unwrap();
+    let taken = re.captures(name).unwrap_or_else(|| panic!("name {name}"))[1].to_string();
+    // Same fixed-width format: text order is time order.
+    assert!(
+        taken >= released,
+        "snapshot named {taken}, before the Lease was released at {released}"
+    );
+}
+
+/// SIGTERM while waiting for a snapshot that is not ready: one bounded look, then exit; the
+/// snapshot is left pending without period labels and without delete-after, for `retain` to
+/// claim once ready (or sweep as failed after a day), and the run says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_while_waiting_leaves_a_pending_snapshot_for_retain() {
+    let w = World::new().await;
+    w.emu.snapshots().never_ready_for_pvc(NS, "data");
+    let child = spawn(
+        &w,
+        &[
+            ("BAK_DB_SKIP", "true"),
+            ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+            ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "5m"),
+        ],
+    );
+    assert!(crate::support::wait_until(Duration::from_secs(10), || !w
+        .snapshots()
+        .is_empty()));
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    sigterm(&child);
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = run.result["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("terminated by SIGTERM while waiting for volumesnapshot shop/data-")
+            && error.contains("it is not ready yet")
+            && error.contains(
+                "left in place without period labels: `retain` claims them once it is ready"
+            ),
+        "{run:?}"
+    );
+    let l = labels(&w.snapshots()[0]);
+    for k in [
+        "backup-ns.sh/daily",
+        "backup-ns.sh/weekly",
+        "backup-ns.sh/monthly",
+        "backup-ns.sh/delete-after",
+    ] {
+        assert!(!l.contains_key(k), "{k}: {l:?}");
+    }
+    assert!(lease_of_data(&w).is_none(), "lease released");
+}
+
+/// SIGTERM while the run has not yet seen that its snapshot is ready (its poll hangs): the one
+/// look after the signal finds it ready and claims its period labels before exiting.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_while_waiting_claims_the_labels_of_a_ready_snapshot() {
+    let w = World::new().await;
+    w.emu.inject(
+        crate::emu::Fault::on_regex("GET", "/volumesnapshots/data-").delay(Duration::from_secs(60)),
+    );
+    let child = spawn(
+        &w,
+        &[
+            ("BAK_DB_SKIP", "true"),
+            ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
+            ("BAK_TZ", "UTC"),
+        ],
+    );
+    assert!(crate::support::wait_until(Duration::from_secs(10), || w
+        .snapshots()
+        .first()
+        .is_some_and(|vs| vs["status"]["readyToUse"] == json!(true))));
+    sigterm(&child);
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("its retention labels were claimed before exiting"),
+        "{run:?}"
+    );
+    let l = labels(&w.snapshots()[0]);
+    assert_eq!(l["backup-ns.sh/daily"], today_utc(), "{l:?}");
+    assert!(l.contains_key("backup-ns.sh/monthly"), "{l:?}");
+}
+
+/// The answer to the snapshot's POST is lost after the API server stored it (504): kube's
+/// retry layer sends the POST again and gets 409 AlreadyExists for the run's own snapshot,
+/// which the run recognises and goes on with.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_post_answered_504_after_storing_goes_on_with_its_own_snapshot() {
+    let w = World::new().await;
+    w.emu.inject(
+        crate::emu::Fault::on("POST", "/volumesnapshots")
+            .status(504)
+            .after_serving(),
+    );
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(w.emu.count(Verb::Create, "volumesnapshots"), 2, "retried");
+    assert_eq!(w.snapshots().len(), 1);
+    assert!(run.stderr.contains("it was created by this run"), "{run:?}");
+    let l = labels(&w.snapshots()[0]);
+    assert_eq!(l["backup-ns.sh/daily"], today_utc(), "{l:?}");
+    assert_eq!(run.result["ready"], json!(true));
+}
+
+/// The connection drops after the POST was stored: the run finds its snapshot and goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_post_whose_connection_drops_after_storing_goes_on() {
+    let w = World::new().await;
+    w.emu.inject(
+        crate::emu::Fault::on("POST", "/volumesnapshots")
+            .drop_connection()
+            .after_serving(),
+    );
+    let run = w.run(&dwm_utc());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(w.snapshots().len(), 1);
+    assert!(run.stderr.contains("it was created by this run"), "{run:?}");
+    assert_eq!(labels(&w.snapshots()[0])["backup-ns.sh/daily"], today_utc());
+}
+
+/// A namesake that this run did not create is not taken for its own: an error, left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_snapshot_of_the_same_name_is_an_error() {
+    let w = World::new().await;
+    let mut foreign =
+        fixtures::volume_snapshot(NS, "data-fixed", "data", &[("backup-ns.sh/pvc", "data")]);
+    foreign["status"] = json!({"readyToUse": true});
+    w.emu.create(foreign);
+    let mut vars = dwm_utc().to_vec();
+    vars.push(("BAK_VS_NAME_TEMPLATE", "{{ .pvcName }}-fixed"));
+    let run = w.run(&vars);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "volumesnapshot shop/data-fixed already exists and was not created by this run"
+        ),
+        "{run:?}"
+    );
+    let l = labels(&w.snapshot("data-fixed"));
+    assert!(!l.contains_key("backup-ns.sh/daily"), "{l:?}");
+    assert_eq!(w.snapshots().len(), 1);
 }

@@ -944,6 +944,129 @@ async fn emu_snapshot_controller_fails_or_stalls_as_configured() {
     );
 }
 
+fn snapshot_of(emu: &Emu, ns: &str, name: &str) -> Option<Value> {
+    emu.get(
+        "snapshot.storage.k8s.io/v1",
+        "volumesnapshots",
+        Some(ns),
+        name,
+    )
+}
+
+/// A snapshot the controller bound carries its finalizers; a DELETE makes it terminating and,
+/// unless a test holds the deletion, the controller finishes it at once. Held, it stays
+/// terminating (no finalizer can be added) until released.
+#[tokio::test(flavor = "multi_thread")]
+async fn emu_deleted_snapshots_terminate_through_finalizers() {
+    let emu = Emu::builder()
+        .snapshot_ready_after(Duration::from_millis(20))
+        .start()
+        .await;
+    emu.snapshots()
+        .terminating_until_released_matching("^held-")
+        .terminating_for_matching("^brief-", Duration::from_millis(300));
+    emu.create(fixtures::pvc("app", "data", true));
+    for name in ["plain", "held-1", "brief-1"] {
+        emu.create(fixtures::volume_snapshot("app", name, "data", &[]));
+        wait_for_status(&emu, "app", name).await;
+    }
+    let bound = snapshot_of(&emu, "app", "plain").unwrap();
+    assert_eq!(
+        bound["metadata"]["finalizers"],
+        json!(crate::emu::SNAPSHOT_FINALIZERS)
+    );
+    let client = emu.client().await;
+    let api = snapshots(&client, "app");
+    api.delete("plain", &DeleteParams::default()).await.unwrap();
+    assert!(
+        snapshot_of(&emu, "app", "plain").is_none(),
+        "not held: gone at once"
+    );
+
+    api.delete("held-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let held = snapshot_of(&emu, "app", "held-1").expect("still there");
+    assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+    let add = json!({"metadata": {"finalizers": ["example.com/more"]}});
+    let err = api
+        .patch("held-1", &PatchParams::default(), &Patch::Merge(&add))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 422));
+    // Labels can still change on a terminating snapshot.
+    let label = json!({"metadata": {"labels": {"x": "y"}}});
+    api.patch("held-1", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
+    assert!(emu.snapshots().release("app", "held-1"));
+    assert!(snapshot_of(&emu, "app", "held-1").is_none());
+
+    api.delete("brief-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(snapshot_of(&emu, "app", "brief-1").is_some());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        snapshot_of(&emu, "app", "brief-1").is_none(),
+        "released after the delay"
+    );
+}
+
+/// A transient `status.error` is cleared when the snapshot becomes ready; the kept variant
+/// leaves it on the ready snapshot; a slow snapshot is bound but not ready until its delay.
+#[tokio::test(flavor = "multi_thread")]
+async fn emu_snapshot_errors_clear_and_slow_snapshots_take_their_time() {
+    let emu = Emu::builder()
+        .snapshot_ready_after(Duration::from_millis(20))
+        .start()
+        .await;
+    emu.snapshots()
+        .transient_error_for_pvc("app", "flaky", "try again", Duration::from_millis(300))
+        .ready_with_error_for_pvc("app", "sticky", "stale", Duration::from_millis(300))
+        .slow_for_pvc("app", "big", Duration::from_millis(300));
+    for pvc in ["flaky", "sticky", "big"] {
+        emu.create(fixtures::pvc("app", pvc, true));
+        emu.create(fixtures::volume_snapshot("app", pvc, pvc, &[]));
+    }
+    let flaky = wait_for_status(&emu, "app", "flaky").await;
+    assert_eq!(flaky["readyToUse"], false);
+    assert_eq!(flaky["error"]["message"], "try again");
+    let big = wait_for_status(&emu, "app", "big").await;
+    assert_eq!(big["readyToUse"], false);
+    assert!(big["boundVolumeSnapshotContentName"].is_string());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let status = |name| snapshot_of(&emu, "app", name).unwrap()["status"].clone();
+    let flaky = status("flaky");
+    assert_eq!(flaky["readyToUse"], true);
+    assert!(flaky.get("error").is_none(), "{flaky}");
+    assert!(flaky["creationTime"].is_string());
+    let sticky = status("sticky");
+    assert_eq!(sticky["readyToUse"], true);
+    assert_eq!(sticky["error"]["message"], "stale");
+    assert_eq!(status("big")["readyToUse"], true);
+}
+
+/// `after_serving`: the write is stored, the answer is replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn emu_faults_after_serving_store_the_write() {
+    let emu = Emu::start().await;
+    emu.inject(
+        Fault::on("POST", "/persistentvolumeclaims")
+            .status(500)
+            .after_serving(),
+    );
+    let client = emu.client().await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client, "app");
+    let pvc: PersistentVolumeClaim =
+        serde_json::from_value(fixtures::pvc("app", "data", true)).unwrap();
+    let err = pvcs.create(&PostParams::default(), &pvc).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 500));
+    assert!(emu
+        .get("v1", "persistentvolumeclaims", Some("app"), "data")
+        .is_some());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn emu_faults_reach_the_client() {
     let (emu, client) = start().await;
