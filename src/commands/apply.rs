@@ -14,8 +14,10 @@ use std::collections::{HashMap, HashSet};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde::Serialize;
 
+use crate::cli::OutputFormat;
 use crate::retention::{Deletion, LabelChange, SnapshotRecord, Target};
 use crate::snapshot::{VolumeSnapshot, VolumeSnapshotContent};
+use crate::ExitStatus;
 
 use super::api::{code, describe, RequestCounts, Requests};
 
@@ -103,6 +105,45 @@ impl<P: Serialize> RunOutput<'_, P> {
         if let Err(e) = written {
             tracing::error!("cannot write the result: {e}");
         }
+    }
+}
+
+impl<'a, P: Serialize + std::fmt::Display> RunOutput<'a, P> {
+    /// Prints the plan alone (a dry run, or a braked plan): the JSON document, or the plan's
+    /// text with a reason per item.
+    pub fn print_plan(&self, format: OutputFormat) {
+        match format {
+            OutputFormat::Json => self.print(),
+            OutputFormat::Text => println!("{}", self.plan),
+        }
+    }
+
+    /// Prints what applying `planned` items did and decides the exit status: 1 when any item
+    /// failed (each is logged and listed), else `status`.
+    pub fn finish(
+        mut self,
+        format: OutputFormat,
+        report: &'a ApplyReport,
+        snapshots: usize,
+        planned: usize,
+        status: ExitStatus,
+    ) -> ExitStatus {
+        match format {
+            OutputFormat::Json => {
+                self.result = Some(report);
+                self.print();
+            }
+            OutputFormat::Text => println!("{}: {snapshots} snapshots: {report}", self.command),
+        }
+        if report.failed > 0 {
+            tracing::error!(
+                "{}: {} of {planned} changes and deletions failed",
+                self.command,
+                report.failed
+            );
+            return ExitStatus::Failure;
+        }
+        status
     }
 }
 

@@ -46,7 +46,7 @@ pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitS
             opts.policy.max_deletions
         );
     }
-    let mut out = RunOutput {
+    let out = RunOutput {
         command: "mark-and-delete",
         scope: scope.to_string(),
         dry_run: opts.dry_run,
@@ -59,10 +59,7 @@ pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitS
         ExitStatus::Success
     };
     if opts.dry_run {
-        match format {
-            OutputFormat::Json => out.print(),
-            OutputFormat::Text => println!("{plan}"),
-        }
+        out.print_plan(format);
         return braked_status;
     }
 
@@ -94,20 +91,6 @@ pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitS
     }
 
     let report = applier.finish();
-    match format {
-        OutputFormat::Json => {
-            out.result = Some(&report);
-            out.print();
-        }
-        OutputFormat::Text => println!("mark-and-delete: {} snapshots: {report}", records.len()),
-    }
-    if report.failed > 0 {
-        tracing::error!(
-            "mark-and-delete: {} of {} changes and deletions failed",
-            report.failed,
-            plan.marks.len() + plan.deletions.len()
-        );
-        return ExitStatus::Failure;
-    }
-    braked_status
+    let planned = plan.marks.len() + plan.deletions.len();
+    out.finish(format, &report, records.len(), planned, braked_status)
 }

@@ -50,7 +50,7 @@ pub async fn main(args: &PruneArgs, output: crate::cli::Output) -> ExitStatus {
             policy.max_deletions
         );
     }
-    let mut out = RunOutput {
+    let out = RunOutput {
         command: "prune",
         scope: scope.to_string(),
         dry_run: opts.dry_run,
@@ -58,10 +58,7 @@ pub async fn main(args: &PruneArgs, output: crate::cli::Output) -> ExitStatus {
         result: None,
     };
     if opts.dry_run || plan.braked {
-        match format {
-            OutputFormat::Json => out.print(),
-            OutputFormat::Text => println!("{plan}"),
-        }
+        out.print_plan(format);
         return if plan.braked {
             ExitStatus::Failure
         } else {
@@ -93,20 +90,6 @@ pub async fn main(args: &PruneArgs, output: crate::cli::Output) -> ExitStatus {
     }
 
     let report = applier.finish();
-    match format {
-        OutputFormat::Json => {
-            out.result = Some(&report);
-            out.print();
-        }
-        OutputFormat::Text => println!("prune: {} snapshots: {report}", records.len()),
-    }
-    if report.failed > 0 {
-        tracing::error!(
-            "prune: {} of {} changes and deletions failed",
-            report.failed,
-            plan.changes.len() + plan.deletions.len()
-        );
-        return ExitStatus::Failure;
-    }
-    ExitStatus::Success
+    let planned = plan.changes.len() + plan.deletions.len();
+    out.finish(format, &report, records.len(), planned, ExitStatus::Success)
 }

@@ -35,7 +35,7 @@ pub async fn main(args: &RetainArgs, output: crate::cli::Output) -> ExitStatus {
 
     let plan = plan_retain(&records, now, &opts.policy);
     plan.warnings.iter().for_each(|w| tracing::warn!("{w}"));
-    let mut out = RunOutput {
+    let out = RunOutput {
         command: "retain",
         scope: scope.to_string(),
         dry_run: opts.dry_run,
@@ -51,10 +51,7 @@ pub async fn main(args: &RetainArgs, output: crate::cli::Output) -> ExitStatus {
         );
     }
     if opts.dry_run || plan.braked {
-        match format {
-            OutputFormat::Json => out.print(),
-            OutputFormat::Text => println!("{plan}"),
-        }
+        out.print_plan(format);
         return if plan.braked {
             ExitStatus::Failure
         } else {
@@ -73,20 +70,6 @@ pub async fn main(args: &RetainArgs, output: crate::cli::Output) -> ExitStatus {
         applier.patch(change, "unlabel", &replan).await;
     }
     let report = applier.finish();
-    match format {
-        OutputFormat::Json => {
-            out.result = Some(&report);
-            out.print();
-        }
-        OutputFormat::Text => println!("retain: {} snapshots: {report}", records.len()),
-    }
-    if report.failed > 0 {
-        tracing::error!(
-            "retain: {} of {} changes failed",
-            report.failed,
-            plan.changes.len()
-        );
-        return ExitStatus::Failure;
-    }
-    ExitStatus::Success
+    let planned = plan.changes.len();
+    out.finish(format, &report, records.len(), planned, ExitStatus::Success)
 }

@@ -121,6 +121,8 @@ struct Snap {
     ready: bool,
     bound: bool,
     policy: &'static str,
+    /// Seeded with a `deletionTimestamp` and the snapshot controller's finalizers.
+    terminating: bool,
 }
 
 impl Snap {
@@ -140,6 +142,7 @@ impl Snap {
             ready: true,
             bound: true,
             policy: "Retain",
+            terminating: false,
         }
     }
 
@@ -178,6 +181,11 @@ impl Snap {
         s
     }
 
+    fn terminating(mut self) -> Snap {
+        self.terminating = true;
+        self
+    }
+
     fn unbound(mut self) -> Snap {
         self.bound = false;
         self
@@ -197,13 +205,18 @@ impl Snap {
         if self.bound {
             status["boundVolumeSnapshotContentName"] = json!(self.content());
         }
+        let mut metadata = json!({
+            "namespace": self.ns, "name": self.name,
+            "labels": self.labels, "annotations": self.annotations,
+        });
+        if self.terminating {
+            metadata["deletionTimestamp"] = json!(Utc::now().to_rfc3339());
+            metadata["finalizers"] = json!(crate::emu::SNAPSHOT_FINALIZERS);
+        }
         let vs = emu.create(json!({
             "apiVersion": GROUP,
             "kind": "VolumeSnapshot",
-            "metadata": {
-                "namespace": self.ns, "name": self.name,
-                "labels": self.labels, "annotations": self.annotations,
-            },
+            "metadata": metadata,
             "spec": { "source": { "persistentVolumeClaimName": self.pvc } },
             "status": status,
         }));
@@ -1484,4 +1497,59 @@ async fn lifecycle_operator_delete_after_edits_are_honoured_as_written() {
     assert_eq!(run(&c, &retain_args(&[])).code, 0);
     assert_eq!(run(&c, &["mark-and-delete"]).code, 0);
     assert_eq!(labels_of(&c.emu, "shop", "later")[DELETE_AFTER], day(10));
+}
+
+/// Issue 7 A: a snapshot being deleted (a `deletionTimestamp`, held by the snapshot controller's
+/// finalizers) is gone for every purpose: never the newest ready one, never touched again.
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_prune_leaves_terminating_snapshots_alone() {
+    let c = cluster().await;
+    let s = |name: &str, days| Snap::days_ago("shop", "data", name, days);
+    seed_all(
+        &c.emu,
+        &[
+            s("going", 0)
+                .periods(true, true, true)
+                .label(DELETE_AFTER, &day(-1))
+                .terminating(),
+            s("ready", 1).label(DELETE_AFTER, &day(-1)),
+            s("older", 2).label(DELETE_AFTER, &day(-1)),
+        ],
+    );
+    let r = run(&c, &prune_args(&["-o", "json"]));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["plan"]["sweep"]["terminating"], 1, "{r:?}");
+    // "ready" is the newest ready snapshot now: kept although due; "older" goes.
+    assert!(get_vs(&c.emu, "shop", "ready").is_some());
+    assert!(get_vs(&c.emu, "shop", "older").is_none());
+    let touched: Vec<_> = c
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/going"))
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
+    assert!(
+        get_vs(&c.emu, "shop", "going").is_some(),
+        "still held by its finalizers"
+    );
+}
+
+/// Issue 7 A: a snapshot whose create gave up waiting joins retention once it is ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_prune_claims_the_periods_of_a_snapshot_that_became_ready_late() {
+    let c = cluster().await;
+    let s = |name: &str, days| Snap::days_ago("shop", "data", name, days);
+    let late = s("late", 1);
+    let late_day = late.time.date_naive().format("%Y-%m-%d").to_string();
+    seed_all(&c.emu, &[s("today", 0).periods(true, true, true), late]);
+    let r = run(&c, &prune_args(&["-o", "json"]));
+    assert_eq!(r.code, 0, "{r:?}");
+    let l = labels_of(&c.emu, "shop", "late");
+    assert_eq!(l.get(DAILY), Some(&late_day), "{l:?}");
+    assert!(!l.contains_key(DELETE_AFTER), "not marked: {l:?}");
+    // A second run leaves it as it is.
+    c.emu.clear_requests();
+    assert_eq!(run(&c, &prune_args(&[])).code, 0);
+    assert_eq!(writes(&c.emu), Vec::<String>::new());
 }
