@@ -31,6 +31,7 @@ use crate::db::{self, DbTarget, Engine};
 use crate::exec::{self, ExecRequest};
 use crate::labels::{self, LabelInput, Retain};
 use crate::naming::NameInput;
+use crate::record::{Attempt, Outcome};
 use crate::retention::{claim_holders, SnapshotRecord};
 use crate::settings::{DbJob, Settings};
 use crate::snapshot::VolumeSnapshot;
@@ -55,8 +56,9 @@ pub struct CreateContext {
     pub client: kube::Client,
     pub namespace: String,
     pub settings: Settings,
-    /// When the process started: only used to check the name template and labels before any
-    /// wait (the reading that names the snapshot is taken later).
+    /// When the process started: checks the name template and labels before any wait, and is
+    /// the attempt's start in the PVC's record (the reading that names the snapshot is taken
+    /// later).
     pub started: DateTime<Tz>,
     /// The process environment (`BAK_*` variables go into the `env-config` annotation).
     pub env: Vec<(String, String)>,
@@ -182,7 +184,7 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
         Err(e) => {
             let failed = Err(e);
             if !s.dry_run {
-                record_event(ctx, report, &failed).await;
+                record(ctx, report, &failed).await;
             }
             return failed;
         }
@@ -193,9 +195,56 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
         l.release().await;
     }
     if !s.dry_run {
-        record_event(ctx, report, &result).await;
+        record(ctx, report, &result).await;
     }
     result
+}
+
+/// Records the attempt where people and `status` look: an Event on the PVC (seen for an hour)
+/// and the durable record in the PVC's annotations ([`crate::record`]). Best effort, both at
+/// once: failing to record is logged and never changes the run's outcome.
+async fn record(ctx: &CreateContext, report: &CreateReport, result: &Result<()>) {
+    tokio::join!(
+        record_event(ctx, report, result),
+        record_attempt(ctx, report, result)
+    );
+}
+
+/// The attempt as the PVC's record: skipped for a busy Lease or node lock (exit codes 3 and 4),
+/// failed for anything else that went wrong.
+fn attempt_of(ctx: &CreateContext, report: &CreateReport, result: &Result<()>) -> Attempt {
+    let (outcome, error) = match result {
+        Ok(()) => (Outcome::Succeeded, None),
+        Err(e @ (Error::Busy(_) | Error::LockTimeout(_))) => {
+            (Outcome::Skipped, Some(e.to_string()))
+        }
+        Err(e) => (Outcome::Failed, Some(e.to_string())),
+    };
+    Attempt {
+        started: ctx.started.with_timezone(&chrono::Utc),
+        finished: chrono::Utc::now(),
+        outcome,
+        error,
+        snapshot: report.snapshot.clone(),
+    }
+}
+
+async fn record_attempt(ctx: &CreateContext, report: &CreateReport, result: &Result<()>) {
+    let ns = ctx.namespace.as_str();
+    let pvc = &ctx.settings.pvc;
+    let attempt = attempt_of(ctx, report, result);
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = attempt.merge_patch();
+    match api
+        .patch(pvc, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => tracing::debug!("attempt recorded on persistentvolumeclaim {ns}/{pvc}"),
+        Err(e) => tracing::warn!(
+            "could not record the attempt on persistentvolumeclaim {ns}/{pvc} (patch \
+             persistentvolumeclaims is needed): {e}"
+        ),
+    }
 }
 
 /// SIGTERM and SIGINT, installed once so a signal that arrives between two waits is not lost.

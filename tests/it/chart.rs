@@ -195,7 +195,8 @@ fn chart_namespace_release_role_is_exactly_what_create_needs() {
         rules(role),
         vec![
             triple("", "events", &["create"]),
-            triple("", "persistentvolumeclaims", &["get"]),
+            // Issue 9: patch records the last attempt in the PVC's annotations.
+            triple("", "persistentvolumeclaims", &["get", "patch"]),
             triple("", "pods", &["get", "list"]),
             triple("", "pods/exec", &["create", "get"]),
             // Issue 7 C7: every exec resource kind kubectl accepts, get by name only.

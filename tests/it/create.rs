@@ -1594,3 +1594,100 @@ async fn a_foreign_snapshot_of_the_same_name_is_an_error() {
     assert!(!l.contains_key("backup-ns.sh/daily"), "{l:?}");
     assert_eq!(w.snapshots().len(), 1);
 }
+
+/// The PVC's record of its last attempt (`backup-ns.sh/last-*` annotations).
+fn record_of(w: &World) -> BTreeMap<String, String> {
+    let pvc = w
+        .emu
+        .get("v1", "persistentvolumeclaims", Some(NS), "data")
+        .expect("pvc");
+    serde_json::from_value(pvc["metadata"]["annotations"].clone()).unwrap_or_default()
+}
+
+/// Issue 9 §1: every attempt is recorded on the PVC, where it outlives Events and Jobs — also
+/// the failures that leave no snapshot (busy Lease, no ready pod, dump failed).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_attempt_is_recorded_on_the_pvc() {
+    let pg = Postgres::shared();
+    let w = World::new().await;
+    assert!(record_of(&w)
+        .keys()
+        .all(|k| !k.starts_with("backup-ns.sh/")));
+
+    // Success.
+    let run = w.run(&[("BAK_DB_SKIP", "true")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let r = record_of(&w);
+    assert_eq!(r["backup-ns.sh/last-outcome"], "succeeded", "{r:?}");
+    assert_eq!(
+        r["backup-ns.sh/last-success"],
+        r["backup-ns.sh/last-attempt"]
+    );
+    assert_eq!(
+        r["backup-ns.sh/last-snapshot"],
+        run.result["snapshot"].as_str().unwrap()
+    );
+    assert!(!r.contains_key("backup-ns.sh/last-error"), "{r:?}");
+    let duration: f64 = r["backup-ns.sh/last-duration"].parse().unwrap();
+    assert!((0.0..60.0).contains(&duration), "{r:?}");
+    let success = r["backup-ns.sh/last-success"].clone();
+
+    // Skipped: another run holds the Lease.
+    seed_foreign_lease(&w, "other-job/1", 300);
+    let run = w.run(&[("BAK_DB_SKIP", "true")]);
+    assert_eq!(run.code, 4, "{run:?}");
+    let r = record_of(&w);
+    assert_eq!(r["backup-ns.sh/last-outcome"], "skipped", "{r:?}");
+    assert!(
+        r["backup-ns.sh/last-error"].contains("other-job/1"),
+        "{r:?}"
+    );
+    assert_eq!(r["backup-ns.sh/last-success"], success, "kept");
+    assert!(!r.contains_key("backup-ns.sh/last-snapshot"), "{r:?}");
+    w.emu.delete(
+        "coordination.k8s.io/v1",
+        "leases",
+        Some(NS),
+        "backup-ns-data",
+    );
+
+    // Failed before any snapshot: no ready pod.
+    let run = w.run(&[("BAK_DB_POSTGRES", "true")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let r = record_of(&w);
+    assert_eq!(r["backup-ns.sh/last-outcome"], "failed", "{r:?}");
+    assert!(
+        r["backup-ns.sh/last-error"].contains("deployment/app-base"),
+        "{r:?}"
+    );
+    assert_eq!(r["backup-ns.sh/last-success"], success);
+
+    // Failed in the dump: the database is down.
+    w.app("postgres", &pg.env());
+    let dump = w.dump_file("dump.sql.gz");
+    let dump_s = dump.display().to_string();
+    let closed = crate::support::free_port().to_string();
+    let run = w.run(&pg_vars(&dump_s, "postgres", &closed));
+    assert_eq!(run.code, 1, "{run:?}");
+    let r = record_of(&w);
+    assert_eq!(r["backup-ns.sh/last-outcome"], "failed", "{r:?}");
+    assert!(
+        r["backup-ns.sh/last-error"].contains("cannot connect to PostgreSQL"),
+        "{r:?}"
+    );
+
+    // Failed after the snapshot: never ready; the record names the snapshot left behind.
+    w.emu.snapshots().never_ready_for_pvc(NS, "data");
+    let run = w.run(&[
+        ("BAK_DB_SKIP", "true"),
+        ("BAK_VS_WAIT_UNTIL_READY_TIMEOUT", "1s"),
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let r = record_of(&w);
+    assert_eq!(r["backup-ns.sh/last-outcome"], "failed", "{r:?}");
+    assert_eq!(
+        r["backup-ns.sh/last-snapshot"],
+        run.result["snapshot"].as_str().unwrap()
+    );
+    assert_eq!(r["backup-ns.sh/last-success"], success);
+}
