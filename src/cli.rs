@@ -37,6 +37,22 @@ pub struct GlobalArgs {
     /// Result format on stdout (`wide` and `yaml` only for `list`).
     #[arg(short = 'o', long, global = true, env = "BAK_OUTPUT", value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Push this run's metrics to this Pushgateway (grouping key job/namespace/pvc). The URL
+    /// may carry credentials: it is never logged or recorded.
+    #[arg(
+        long,
+        global = true,
+        env = "BAK_METRICS_PUSHGATEWAY",
+        hide_env_values = true
+    )]
+    pub metrics_pushgateway: Option<String>,
+    /// Write this run's metrics to this file, atomically, for node-exporter's textfile
+    /// collector (name it `*.prom`).
+    #[arg(long, global = true, env = "BAK_METRICS_TEXTFILE")]
+    pub metrics_textfile: Option<String>,
+    /// Timeout of one push attempt to the Pushgateway, with a unit.
+    #[arg(long, global = true, env = "BAK_METRICS_TIMEOUT")]
+    pub metrics_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -580,7 +580,9 @@ pub fn snapshot_labels(
 }
 
 /// The [`ENV_CONFIG`] annotation: every `BAK_*` variable whose name does not contain `PASSWORD`
-/// (case-sensitive, as the original), one `KEY='value'` line each, keys sorted, joined with
+/// (case-sensitive, as the original) and that the settings table does not mark secret (URLs
+/// with credentials: [`crate::settings::table::in_env_config`]), one `KEY='value'` line each,
+/// keys sorted, joined with
 /// `\n` (no trailing newline). If a key appears twice, the last value wins.
 ///
 /// Values are quoted for POSIX shells: wrapped in single quotes, each `'` inside written as
@@ -589,7 +591,7 @@ pub fn snapshot_labels(
 pub fn env_config_annotation(vars: impl IntoIterator<Item = (String, String)>) -> String {
     let vars: BTreeMap<String, String> = vars
         .into_iter()
-        .filter(|(key, _)| key.starts_with("BAK_") && !key.contains("PASSWORD"))
+        .filter(|(key, _)| crate::settings::table::in_env_config(key))
         .collect();
     vars.iter()
         .map(|(key, value)| format!("{key}='{}'", value.replace('\'', r"'\''")))

@@ -24,8 +24,26 @@ pub mod ratelimit;
 pub mod retain;
 pub mod sync_labels;
 
-/// Runs one command to its exit status.
+/// Runs one command to its exit status, then writes the metrics it emitted
+/// ([`crate::metrics::emit`]) to the sinks of `BAK_METRICS_PUSHGATEWAY` and
+/// `BAK_METRICS_TEXTFILE`. Their values are checked first (a bad one is a usage error before
+/// anything happens); a sink that fails is logged and leaves the exit status as it is.
 pub async fn run(command: Command, global: &GlobalArgs) -> ExitStatus {
+    let sinks = match crate::metrics::Sinks::from_args(global) {
+        Ok(s) => s,
+        Err(e) => return report_error(&e),
+    };
+    let (status, emitted) = crate::metrics::collect(dispatch(command, global)).await;
+    match emitted {
+        Some(m) if !sinks.is_empty() => {
+            sinks.write(&m).await;
+        }
+        _ => {}
+    }
+    status
+}
+
+async fn dispatch(command: Command, global: &GlobalArgs) -> ExitStatus {
     match command {
         Command::Env(args) => match global.output.text_or_json() {
             Ok(output) => env::main(&args, output),

@@ -378,6 +378,7 @@ fn expectation(kind: Kind) -> &'static str {
         Kind::Rand => "expected a-z and 0-9",
         Kind::Template => "expected a name template",
         Kind::TimeZone => "expected an IANA time zone name",
+        Kind::Url => "expected an http:// or https:// URL",
         Kind::LabelValue | Kind::ValueRef => "give a value",
     }
 }

@@ -48,6 +48,8 @@ pub enum Kind {
     Charset,
     /// An IANA time zone name.
     TimeZone,
+    /// An `http://` or `https://` URL with a host.
+    Url,
 }
 
 /// A setting's default.
@@ -535,6 +537,41 @@ pub const SETTINGS: &[SettingSpec] = &[
     .global()
     .short('o')
     .doc("`text` or `json` (`list`: also `wide`, `yaml`)"),
+    row(
+        "BAK_METRICS_PUSHGATEWAY",
+        "metrics-pushgateway",
+        Kind::Url,
+        Computed("none"),
+    )
+    .global()
+    .empty(Empty::Default)
+    .secret()
+    .not_in_config()
+    .doc(
+        "push the run's metrics to this Pushgateway (`http(s)://[user:password@]host:port`; \
+         never logged; chart: `metrics.pushgateway`)",
+    ),
+    row(
+        "BAK_METRICS_TEXTFILE",
+        "metrics-textfile",
+        Kind::AbsPath,
+        Computed("none"),
+    )
+    .global()
+    .empty(Empty::Default)
+    .not_in_config()
+    .doc(
+        "write the run's metrics atomically to this `*.prom` file for node-exporter's textfile \
+         collector (chart: `metrics.textfile`)",
+    ),
+    row(
+        "BAK_METRICS_TIMEOUT",
+        "metrics-timeout",
+        Kind::Duration { nonzero: true },
+        Value("10s"),
+    )
+    .global()
+    .doc("timeout of one push attempt (3 attempts on connection errors and 5xx)"),
 ];
 
 const LIFECYCLE_SCOPED: &[&str] = &["prune", "retain", "mark-and-delete", "sync-labels", "list"];

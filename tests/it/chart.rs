@@ -732,3 +732,142 @@ fn chart_helm_lint_is_clean() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Metrics (README "Monitoring")
+
+const METRICS_RELEASE: &str = r#"
+backups:
+  - {name: pg, pvc: data, db: postgres}
+  - {name: files, pvc: uploads, db: skip}
+pruner: {enabled: true}
+metrics:
+  pushgateway: http://pushgateway.monitoring:9091
+  textfile: {enabled: true, hostPath: /var/lib/node-exporter/textfile}
+"#;
+
+fn volume<'a>(cronjob: &'a Value, name: &str) -> Option<&'a Value> {
+    pod_spec(cronjob)["volumes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == name)
+}
+
+fn mounts(c: &Value) -> Vec<(String, String)> {
+    c["volumeMounts"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|m| (s_owned(&m["name"]), s_owned(&m["mountPath"])))
+        .collect()
+}
+
+#[test]
+fn chart_metrics_are_off_by_default() {
+    let docs = render(&format!("{NAMESPACE_RELEASE}pruner: {{enabled: true}}\n"));
+    for cj in kind(&docs, "CronJob") {
+        let spec = pod_spec(cj);
+        for c in spec["containers"].as_sequence().unwrap() {
+            let names: Vec<String> = env(c).into_iter().map(|(n, _)| n).collect();
+            assert!(
+                !names.iter().any(|n| n.starts_with("BAK_METRICS_")),
+                "{names:?}"
+            );
+        }
+        assert!(volume(cj, "metrics-textfile").is_none());
+    }
+}
+
+#[test]
+fn chart_metrics_go_to_the_pushgateway_and_a_textfile_per_cronjob() {
+    let docs = render(METRICS_RELEASE);
+    let mut files = Vec::new();
+    for (cronjob, c) in [
+        ("rel-backup-ns-pg", "backup-ns"),
+        ("rel-backup-ns-files", "backup-ns"),
+        ("rel-backup-ns-pruner", "prune"),
+    ] {
+        let cj = one(&docs, "CronJob", cronjob);
+        let main = container(cj, c);
+        assert_eq!(
+            env_of(main, "BAK_METRICS_PUSHGATEWAY").as_deref(),
+            Some("http://pushgateway.monitoring:9091"),
+            "{cronjob}"
+        );
+        let file = env_of(main, "BAK_METRICS_TEXTFILE").expect("BAK_METRICS_TEXTFILE");
+        assert_eq!(file, format!("/mnt/metrics-textfile/shop_{cronjob}.prom"));
+        files.push(file);
+        assert!(
+            mounts(main).contains(&("metrics-textfile".into(), "/mnt/metrics-textfile".into())),
+            "{cronjob}: {:?}",
+            mounts(main)
+        );
+        let v = volume(cj, "metrics-textfile").expect("the textfile volume");
+        assert_eq!(v["hostPath"]["path"], "/var/lib/node-exporter/textfile");
+        assert_eq!(v["hostPath"]["type"], "DirectoryOrCreate");
+        // The kubelet creates the directory root-owned 0755: made writable as the lock
+        // directory is, by root with FOWNER only.
+        let init = container(cj, "metrics-dir");
+        let cmd: Vec<&str> = init["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(s)
+            .collect();
+        assert_eq!(cmd, ["chmod", "1777", "/mnt/metrics-textfile"]);
+        assert_eq!(init["securityContext"]["capabilities"]["add"][0], "FOWNER");
+        assert_eq!(init["securityContext"]["allowPrivilegeEscalation"], false);
+        // The main container stays non-root.
+        assert_eq!(main["securityContext"]["runAsNonRoot"], true);
+    }
+    // One file per CronJob: node-exporter rejects the same series from two files.
+    let unique: std::collections::BTreeSet<_> = files.iter().collect();
+    assert_eq!(unique.len(), files.len(), "{files:?}");
+    // sync-labels writes no metrics.
+    let sync = one(&docs, "CronJob", "rel-backup-ns-pruner-sync-labels");
+    assert_eq!(
+        env_of(container(sync, "sync-labels"), "BAK_METRICS_PUSHGATEWAY"),
+        None
+    );
+}
+
+#[test]
+fn chart_metrics_pushgateway_url_can_come_from_a_secret() {
+    let docs = render(
+        "backups: [{name: pg, pvc: data, db: postgres}]\n\
+         metrics: {pushgatewaySecret: {name: pgw, key: url}}\n",
+    );
+    let cj = one(&docs, "CronJob", "rel-backup-ns-pg");
+    assert_eq!(
+        env_of(container(cj, "backup-ns"), "BAK_METRICS_PUSHGATEWAY").as_deref(),
+        Some("secret:pgw/url")
+    );
+    assert!(volume(cj, "metrics-textfile").is_none());
+    // The textfile without the init container: the directory is prepared on the nodes.
+    let docs = render(
+        "backups: [{name: pg, pvc: data, db: postgres}]\n\
+         metrics: {textfile: {enabled: true, initContainer: false}}\n",
+    );
+    let cj = one(&docs, "CronJob", "rel-backup-ns-pg");
+    let inits: Vec<&Value> = pod_spec(cj)["initContainers"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"] == "metrics-dir")
+        .collect();
+    assert!(inits.is_empty());
+    assert!(volume(cj, "metrics-textfile").is_some());
+}
+
+#[test]
+fn chart_schema_rejects_bad_metrics_values() {
+    let err = render_err("metrics: {pushgateway: 'pushgateway:9091'}\n");
+    assert!(err.contains("pushgateway"), "{err}");
+    let err = render_err("metrics: {textfile: {enabled: true, hostPath: relative}}\n");
+    assert!(err.contains("hostPath"), "{err}");
+    let err = render_err("metrics: {pushgatewaySecret: {name: pgw}}\n");
+    assert!(err.contains("key"), "{err}");
+    let err = render_err("metrics: {textfle: {}}\n");
+    assert!(err.contains("textfle"), "{err}");
+}

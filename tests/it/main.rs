@@ -14,7 +14,9 @@ mod e2e_rbac;
 mod emu;
 mod emu_tests;
 mod exec_compat;
+mod http_server;
 mod lifecycle;
+mod metrics;
 mod settings;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]

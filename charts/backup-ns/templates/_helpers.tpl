@@ -209,3 +209,76 @@ podFailurePolicy:
         - type: DisruptionTarget
           status: "True"
 {{- end }}
+
+{{/*
+Metrics sinks (README "Monitoring"): the env of a container that writes metrics. .root, .file
+(the textfile's name in the mounted directory, one per CronJob so that no two runs write the
+same series).
+*/}}
+{{- define "backup-ns.metricsEnv" -}}
+{{- $m := .root.Values.metrics }}
+{{- if $m.pushgatewaySecret.name }}
+- name: BAK_METRICS_PUSHGATEWAY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $m.pushgatewaySecret.name | quote }}
+      key: {{ $m.pushgatewaySecret.key | quote }}
+{{- else if $m.pushgateway }}
+- name: BAK_METRICS_PUSHGATEWAY
+  value: {{ $m.pushgateway | quote }}
+{{- end }}
+{{- if $m.textfile.enabled }}
+- name: BAK_METRICS_TEXTFILE
+  value: {{ printf "/mnt/metrics-textfile/%s" .file | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The textfile directory's mount, when enabled. */}}
+{{- define "backup-ns.metricsMount" -}}
+{{- if .Values.metrics.textfile.enabled }}
+- name: metrics-textfile
+  mountPath: /mnt/metrics-textfile
+{{- end }}
+{{- end }}
+
+{{/* The textfile directory's hostPath volume, when enabled. */}}
+{{- define "backup-ns.metricsVolume" -}}
+{{- if .Values.metrics.textfile.enabled }}
+- name: metrics-textfile
+  hostPath:
+    path: {{ .Values.metrics.textfile.hostPath }}
+    type: DirectoryOrCreate
+{{- end }}
+{{- end }}
+
+{{/*
+chmod 1777 of the textfile directory, as the lock-dir init container does for the lock
+directory (same image, resources and confinement: root with FOWNER only), so the non-root
+container can create its file in a directory the kubelet created root-owned 0755.
+*/}}
+{{- define "backup-ns.metricsInitContainer" -}}
+{{- if and .Values.metrics.textfile.enabled .Values.metrics.textfile.initContainer }}
+{{- $ic := .Values.flock.initContainer }}
+- name: metrics-dir
+  image: {{ $ic.image }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command: [chmod, "1777", /mnt/metrics-textfile]
+  securityContext:
+    runAsUser: 0
+    runAsGroup: 0
+    runAsNonRoot: false
+    privileged: false
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    capabilities:
+      drop: [ALL]
+      add: [FOWNER]
+  {{- with $ic.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    - name: metrics-textfile
+      mountPath: /mnt/metrics-textfile
+{{- end }}
+{{- end }}
