@@ -13,6 +13,7 @@ pub mod labels;
 pub mod lease;
 pub mod lock;
 pub mod naming;
+pub mod notify;
 pub mod record;
 pub mod retention;
 pub mod settings;

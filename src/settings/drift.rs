@@ -387,7 +387,12 @@ fn samples(kind: Kind) -> Vec<String> {
         ]),
         Kind::ValueRef => strs(&["${POSTGRES_USER}", "app", "it's", "a\nb", ""]),
         Kind::Charset => strs(&["utf8mb4", "latin1", "utf-8", "utf8 mb4", ""]),
-        Kind::Float { .. } | Kind::LabelValue | Kind::Rand | Kind::Template | Kind::TimeZone => {
+        Kind::Float { .. }
+        | Kind::LabelValue
+        | Kind::Rand
+        | Kind::Template
+        | Kind::TimeZone
+        | Kind::Url => {
             vec![]
         }
     }
