@@ -772,8 +772,8 @@ impl Notifier {
         )));
     }
 
-    /// The requests `finish(n)` sends.
-    fn finish_messages(&self, n: &Notification) -> Vec<Message> {
+    /// The requests `finish(n)` sends; `true` marks the healthcheck's end ping.
+    fn finish_messages(&self, n: &Notification) -> Vec<(Message, bool)> {
         let mut out = Vec::new();
         if n.outcome == Outcome::Failure || self.settings.on == NotifyOn::Always {
             let body = match self.settings.format {
@@ -782,12 +782,15 @@ impl Notifier {
             };
             let body = Bytes::from(body.to_string());
             for url in &self.settings.urls {
-                out.push(self.message(
-                    "webhook notification",
-                    url,
-                    url.uri().clone(),
-                    "application/json",
-                    body.clone(),
+                out.push((
+                    self.message(
+                        "webhook notification",
+                        url,
+                        url.uri().clone(),
+                        "application/json",
+                        body.clone(),
+                    ),
+                    false,
                 ));
             }
         }
@@ -809,81 +812,63 @@ impl Notifier {
                     Bytes::from(fail_body(n)),
                 ),
             };
-            out.push(m);
+            out.push((m, true));
         }
         out
     }
 
     /// Sends the run's notifications concurrently and waits for them, at most
-    /// [`Notifier::bound`] (after the `/start` ping, if still under way). Failures are logged
-    /// and returned, never raised: a notification never changes the run's outcome.
+    /// [`Notifier::bound`] in all. The healthcheck's end ping waits for its `/start` ping if
+    /// that is still under way (the order matters to the service); webhooks do not wait.
+    /// Failures are logged and returned, never raised: a notification never changes the run's
+    /// outcome.
     pub async fn finish(&mut self, n: &Notification) -> Vec<Delivery> {
-        let mut out = Vec::new();
-        if let Some(start) = self.start.take() {
-            out.extend(self.join("healthcheck /start ping", None, start).await);
-        }
+        // Taken by the end ping (always configured when there is a start ping).
+        let mut start = self.start.take();
         let Some(transport) = &self.transport else {
-            return out;
+            return Vec::new();
         };
-        let tasks: Vec<(String, String, JoinHandle<Delivery>)> = self
-            .finish_messages(n)
-            .into_iter()
-            .map(|m| {
-                let (what, shown) = (m.what.clone(), m.shown.clone());
-                let task = tokio::spawn(deliver(
-                    transport.clone(),
-                    self.retry,
-                    self.settings.timeout,
-                    m,
-                ));
-                (what, shown, task)
-            })
-            .collect();
         let deadline = tokio::time::Instant::now() + self.bound();
-        for (what, shown, task) in tasks {
-            out.extend(self.join(&what, Some((shown, deadline)), task).await);
+        let mut tasks = Vec::new();
+        for (m, is_ping) in self.finish_messages(n) {
+            let (what, shown) = (m.what.clone(), m.shown.clone());
+            let send = deliver(transport.clone(), self.retry, self.settings.timeout, m);
+            let before = if is_ping { start.take() } else { None };
+            let task = tokio::spawn(async move {
+                let mut out = Vec::new();
+                if let Some(before) = before {
+                    // A panicked or aborted start task has nothing to report.
+                    out.extend(before.await.ok());
+                }
+                out.push(send.await);
+                out
+            });
+            tasks.push((what, shown, task));
+        }
+        let mut out = Vec::new();
+        for (what, shown, mut task) in tasks {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(deliveries)) => out.extend(deliveries),
+                Ok(Err(e)) => {
+                    tracing::warn!("{what} to {shown}: {e}; the backup's outcome is unchanged")
+                }
+                Err(_) => {
+                    task.abort();
+                    let error = format!(
+                        "gave up after {}",
+                        crate::settings::format_duration(self.bound())
+                    );
+                    tracing::warn!("{what} to {shown}: {error}; the backup's outcome is unchanged");
+                    out.push(Delivery {
+                        what,
+                        target: shown,
+                        attempts: 0,
+                        error: Some(error),
+                    });
+                }
+            }
         }
         out
-    }
-
-    /// Waits for one delivery, up to `deadline` (default: [`Notifier::bound`] from now).
-    async fn join(
-        &self,
-        what: &str,
-        target: Option<(String, tokio::time::Instant)>,
-        mut task: JoinHandle<Delivery>,
-    ) -> Option<Delivery> {
-        let (shown, deadline) = target.unwrap_or_else(|| {
-            (
-                self.settings
-                    .healthcheck
-                    .as_ref()
-                    .map(SecretUrl::redacted)
-                    .unwrap_or_default(),
-                tokio::time::Instant::now() + self.bound(),
-            )
-        });
-        match tokio::time::timeout_at(deadline, &mut task).await {
-            Ok(Ok(delivery)) => Some(delivery),
-            Ok(Err(e)) => {
-                tracing::warn!("{what} to {shown}: {e}; the backup's outcome is unchanged");
-                None
-            }
-            Err(_) => {
-                task.abort();
-                let error = format!(
-                    "gave up after {}",
-                    crate::settings::format_duration(self.bound())
-                );
-                tracing::warn!("{what} to {shown}: {error}; the backup's outcome is unchanged");
-                Some(Delivery {
-                    what: what.to_owned(),
-                    target: shown,
-                    attempts: 0,
-                    error: Some(error),
-                })
-            }
-        }
     }
 }
 
@@ -1148,7 +1133,7 @@ mod tests {
         let sent: Vec<String> = notifier
             .finish_messages(&ok)
             .iter()
-            .map(|m| m.uri.to_string())
+            .map(|(m, _)| m.uri.to_string())
             .collect();
         assert_eq!(
             sent,
@@ -1157,7 +1142,7 @@ mod tests {
         let sent: Vec<String> = notifier
             .finish_messages(&failed())
             .iter()
-            .map(|m| m.uri.to_string())
+            .map(|(m, _)| m.uri.to_string())
             .collect();
         assert_eq!(
             sent,

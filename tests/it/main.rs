@@ -15,6 +15,7 @@ mod emu;
 mod emu_tests;
 mod exec_compat;
 mod lifecycle;
+mod notify;
 mod settings;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
