@@ -435,4 +435,30 @@ pub struct CreateArgs {
     /// Time zone of the snapshot name and every date label (IANA name; default: `TZ`, else UTC).
     #[arg(long = "tz", env = "BAK_TZ")]
     pub tz: Option<String>,
+
+    /// Webhook to notify after a run (repeatable; the variable takes a comma-separated list).
+    /// A secret: prefer the variable from a Secret, a flag shows in the process list.
+    #[arg(
+        long = "notify-url",
+        env = "BAK_NOTIFY_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub notify_url: Vec<String>,
+    /// When to notify: failure (default) or always.
+    #[arg(long = "notify-on", env = "BAK_NOTIFY_ON")]
+    pub notify_on: Option<String>,
+    /// Notification body: json (default) or slack.
+    #[arg(long = "notify-format", env = "BAK_NOTIFY_FORMAT")]
+    pub notify_format: Option<String>,
+    /// healthchecks.io-style ping URL (`/start`, then the URL itself or `/fail`). A secret.
+    #[arg(
+        long = "healthcheck-url",
+        env = "BAK_HEALTHCHECK_URL",
+        hide_env_values = true
+    )]
+    pub healthcheck_url: Option<String>,
+    /// Timeout of one notification request, with a unit (default 10s).
+    #[arg(long = "notify-timeout", env = "BAK_NOTIFY_TIMEOUT")]
+    pub notify_timeout: Option<String>,
 }

@@ -580,10 +580,10 @@ pub fn snapshot_labels(
 }
 
 /// The [`ENV_CONFIG`] annotation: every `BAK_*` variable whose name does not contain `PASSWORD`
-/// (case-sensitive, as the original) and that the settings table does not mark secret (URLs
-/// with credentials: [`crate::settings::table::in_env_config`]), one `KEY='value'` line each,
-/// keys sorted, joined with
-/// `\n` (no trailing newline). If a key appears twice, the last value wins.
+/// (case-sensitive, as the original) and that the settings table does not mark secret (the
+/// notification URLs carry tokens; see [`crate::settings::table::in_env_config`]), one
+/// `KEY='value'` line each, keys sorted, joined with `\n` (no trailing newline). If a key
+/// appears twice, the last value wins.
 ///
 /// Values are quoted for POSIX shells: wrapped in single quotes, each `'` inside written as
 /// `'\''`, so the annotation can be `eval`ed or sourced to reproduce the run's settings. A value
@@ -1192,6 +1192,13 @@ mod tests {
             ("BAK_DB_password", "visible: the match is case-sensitive"),
             ("BAK_QUOTE", "it's"),
             ("BAK_EMPTY", ""),
+            // Secret rows without PASSWORD in their name: tokens in URLs.
+            (
+                "BAK_NOTIFY_URL",
+                "https://hooks.slack.com/services/T0/B0/token",
+            ),
+            ("BAK_HEALTHCHECK_URL", "https://hc-ping.com/5e1f-uuid"),
+            ("BAK_NOTIFY_ON", "always"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         assert_eq!(
@@ -1199,6 +1206,7 @@ mod tests {
             "BAK_DB_POSTGRES_USER='${POSTGRES_USER}'\n\
              BAK_DB_password='visible: the match is case-sensitive'\n\
              BAK_EMPTY=''\n\
+             BAK_NOTIFY_ON='always'\n\
              BAK_PVC_NAME='data'\n\
              BAK_QUOTE='it'\\''s'"
         );

@@ -15,6 +15,7 @@ pub mod lease;
 pub mod lock;
 pub mod metrics;
 pub mod naming;
+pub mod notify;
 pub mod record;
 pub mod retention;
 pub mod settings;

@@ -17,6 +17,7 @@ use crate::cli::CreateArgs;
 use crate::db::{DbTarget, Engine, ValueRef};
 use crate::labels::{self, Retain, VsType};
 use crate::naming::{self, Template};
+use crate::notify::{NotifyFormat, NotifyOn, NotifySettings, SecretUrl};
 use crate::{Error, Result};
 
 pub mod table;
@@ -169,6 +170,8 @@ pub struct Settings {
     pub tz: Tz,
     /// Where the time zone came from (`BAK_TZ`, `TZ` or the UTC default), for logs.
     pub tz_source: &'static str,
+    /// Webhooks and healthcheck pings (`BAK_NOTIFY_*`, `BAK_HEALTHCHECK_URL`).
+    pub notify: NotifySettings,
     /// Every setting as `(VARIABLE, shown value)`, secrets redacted, for `backup-ns env`
     /// (which prints them in [`table::SETTINGS`] order).
     pub described: Vec<(&'static str, String)>,
@@ -362,6 +365,9 @@ impl<'a> Raw<'a> {
         Ok(d)
     }
 }
+
+/// The longest `BAK_NOTIFY_TIMEOUT`: a run waits for up to three attempts of it.
+const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What a value of `kind` looks like, for error messages.
 fn expectation(kind: Kind) -> &'static str {
@@ -755,6 +761,8 @@ impl Settings {
         let (tz, tz_source) = resolve_tz(a.tz.as_deref(), tz_env)?;
         d.push(("BAK_TZ", format!("{} (from {tz_source})", tz.name())));
 
+        let notify = Self::notify(a, &mut d)?;
+
         Ok(Settings {
             dry_run,
             namespace,
@@ -778,7 +786,98 @@ impl Settings {
             },
             tz,
             tz_source,
+            notify,
             described: d,
+        })
+    }
+
+    /// `BAK_NOTIFY_*` and `BAK_HEALTHCHECK_URL`. The URLs are secrets: errors and `env` show
+    /// them redacted (`scheme://host/…`), or not at all when they do not parse.
+    fn notify(a: &CreateArgs, d: &mut Vec<(&'static str, String)>) -> Result<NotifySettings> {
+        let urls_raw = Raw::of("BAK_NOTIFY_URL", &None);
+        // The variable is a comma-separated list, the flag repeatable (clap splits both);
+        // empty items are skipped, as an empty variable means none.
+        let items: Vec<&str> = a
+            .notify_url
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut urls = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let url = SecretUrl::parse(item).map_err(|reason| {
+                urls_raw.err(
+                    "<redacted>",
+                    format!("URL {} of {}: {reason}", i + 1, items.len()),
+                )
+            })?;
+            urls.push(url);
+        }
+        let on_raw = Raw::of("BAK_NOTIFY_ON", &a.notify_on);
+        let on = match on_raw.string()?.as_str() {
+            "failure" => NotifyOn::Failure,
+            "always" => NotifyOn::Always,
+            other => return Err(on_raw.err(other, "expected failure or always")),
+        };
+        let format_raw = Raw::of("BAK_NOTIFY_FORMAT", &a.notify_format);
+        let format = match format_raw.string()?.as_str() {
+            "json" => NotifyFormat::Json,
+            "slack" => NotifyFormat::Slack,
+            other => return Err(format_raw.err(other, "expected json or slack")),
+        };
+        let hc_raw = Raw::of("BAK_HEALTHCHECK_URL", &a.healthcheck_url);
+        let healthcheck = match hc_raw.get()?.map(str::trim) {
+            None | Some("") => None,
+            Some(v) => {
+                Some(SecretUrl::parse(v).map_err(|reason| hc_raw.err("<redacted>", reason))?)
+            }
+        };
+        let timeout_raw = Raw::of("BAK_NOTIFY_TIMEOUT", &a.notify_timeout);
+        let timeout = timeout_raw.duration()?;
+        if timeout > MAX_NOTIFY_TIMEOUT {
+            return Err(timeout_raw.err(
+                &format_duration(timeout),
+                "must be at most 5m: the run waits for up to 3 attempts of it",
+            ));
+        }
+        let shown = |urls: &[&SecretUrl]| -> String {
+            if urls.is_empty() {
+                "<none>".into()
+            } else {
+                urls.iter()
+                    .map(|u| u.redacted())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        };
+        d.push(("BAK_NOTIFY_URL", shown(&urls.iter().collect::<Vec<_>>())));
+        d.push((
+            "BAK_NOTIFY_ON",
+            match on {
+                NotifyOn::Failure => "failure",
+                NotifyOn::Always => "always",
+            }
+            .into(),
+        ));
+        d.push((
+            "BAK_NOTIFY_FORMAT",
+            match format {
+                NotifyFormat::Json => "json",
+                NotifyFormat::Slack => "slack",
+            }
+            .into(),
+        ));
+        d.push((
+            "BAK_HEALTHCHECK_URL",
+            shown(&healthcheck.iter().collect::<Vec<_>>()),
+        ));
+        d.push(("BAK_NOTIFY_TIMEOUT", format_duration(timeout)));
+        Ok(NotifySettings {
+            urls,
+            on,
+            format,
+            healthcheck,
+            timeout,
         })
     }
 
@@ -1176,6 +1275,134 @@ mod tests {
         assert_eq!(shown["BAK_DB_POSTGRES_PASSWORD"], "<redacted>");
         assert_eq!(shown["BAK_DB_POSTGRES_USER"], "${POSTGRES_USER}");
         assert!(!format!("{:?}", s.described).contains("s3cret"));
+    }
+
+    #[test]
+    fn notify_defaults_to_nothing() {
+        let s = Settings::from_args(&args(), None, 4).unwrap();
+        assert!(s.notify.is_empty());
+        assert_eq!(s.notify.on, NotifyOn::Failure);
+        assert_eq!(s.notify.format, NotifyFormat::Json);
+        assert_eq!(s.notify.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn notify_urls_are_a_list_and_shown_redacted() {
+        let a = CreateArgs {
+            notify_url: vec![
+                "https://hooks.slack.com/services/T0/B0/s3cr3t".into(),
+                " http://alerts.local:8080/hook?token=s3cr3t ".into(),
+                "".into(),
+            ],
+            healthcheck_url: Some("https://hc-ping.com/s3cr3t-uuid".into()),
+            notify_on: Some("always".into()),
+            notify_format: Some("slack".into()),
+            notify_timeout: Some("3s".into()),
+            ..args()
+        };
+        let s = Settings::from_args(&a, None, 4).unwrap();
+        assert_eq!(s.notify.urls.len(), 2);
+        assert_eq!(
+            s.notify.urls[1].uri().to_string(),
+            "http://alerts.local:8080/hook?token=s3cr3t"
+        );
+        assert_eq!(s.notify.on, NotifyOn::Always);
+        assert_eq!(s.notify.format, NotifyFormat::Slack);
+        assert_eq!(s.notify.timeout, Duration::from_secs(3));
+        let shown: std::collections::HashMap<_, _> = s.described.iter().cloned().collect();
+        assert_eq!(
+            shown["BAK_NOTIFY_URL"],
+            "https://hooks.slack.com/…,http://alerts.local:8080/…"
+        );
+        assert_eq!(shown["BAK_HEALTHCHECK_URL"], "https://hc-ping.com/…");
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn invalid_notify_settings_name_the_variable_but_not_the_url() {
+        for (a, var) in [
+            (
+                CreateArgs {
+                    notify_url: vec![
+                        "https://ok.example/x".into(),
+                        "ftp://files.example/s3cr3t".into(),
+                    ],
+                    ..args()
+                },
+                "BAK_NOTIFY_URL (--notify-url)",
+            ),
+            (
+                CreateArgs {
+                    notify_url: vec!["hooks.example/s3cr3t".into()],
+                    ..args()
+                },
+                "BAK_NOTIFY_URL (--notify-url)",
+            ),
+            (
+                CreateArgs {
+                    healthcheck_url: Some("https://user:s3cr3t@hc.example/x".into()),
+                    ..args()
+                },
+                "BAK_HEALTHCHECK_URL (--healthcheck-url)",
+            ),
+        ] {
+            let msg = err_of(&a);
+            assert!(msg.contains(var), "{msg}");
+            assert!(!msg.contains("s3cr3t") && !msg.contains("example"), "{msg}");
+        }
+        let msg = err_of(&CreateArgs {
+            notify_url: vec!["https://ok.example/x".into(), "nope".into()],
+            ..args()
+        });
+        assert!(msg.contains("URL 2 of 2"), "{msg}");
+        for (a, var, value) in [
+            (
+                CreateArgs {
+                    notify_on: Some("success".into()),
+                    ..args()
+                },
+                "BAK_NOTIFY_ON",
+                "success",
+            ),
+            (
+                CreateArgs {
+                    notify_format: Some("teams".into()),
+                    ..args()
+                },
+                "BAK_NOTIFY_FORMAT",
+                "teams",
+            ),
+            (
+                CreateArgs {
+                    notify_timeout: Some("10".into()),
+                    ..args()
+                },
+                "BAK_NOTIFY_TIMEOUT",
+                "10",
+            ),
+            (
+                CreateArgs {
+                    notify_timeout: Some("0s".into()),
+                    ..args()
+                },
+                "BAK_NOTIFY_TIMEOUT",
+                "0s",
+            ),
+            (
+                CreateArgs {
+                    notify_timeout: Some("1h".into()),
+                    ..args()
+                },
+                "BAK_NOTIFY_TIMEOUT",
+                "1h",
+            ),
+        ] {
+            let msg = err_of(&a);
+            assert!(
+                msg.contains(var) && msg.contains(&format!("{value:?}")),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

@@ -518,6 +518,48 @@ pub const SETTINGS: &[SettingSpec] = &[
     row("BAK_TZ", "tz", Kind::TimeZone, Computed("`TZ`, else UTC"))
         .empty(Empty::Default)
         .doc("IANA time zone of the name and every date label (empty: `TZ`)"),
+    // Notifications (`crate::notify`). The URLs carry tokens (webhook paths, ping UUIDs), so
+    // they are secrets: redacted by `env`, never in the `env-config` annotation, logs or
+    // Events. Not in the chart's `config` maps: a URL belongs in a Secret.
+    row("BAK_NOTIFY_URL", "notify-url", Kind::Url, Computed("none"))
+        .empty(Empty::Default)
+        .secret()
+        .not_in_config()
+        .doc("webhook to notify after a run (repeat the flag, or separate with commas)"),
+    row(
+        "BAK_NOTIFY_ON",
+        "notify-on",
+        Kind::Enum(&["failure", "always"]),
+        Value("failure"),
+    )
+    .not_in_config()
+    .doc("`failure`: only failed runs; `always`: every run"),
+    row(
+        "BAK_NOTIFY_FORMAT",
+        "notify-format",
+        Kind::Enum(&["json", "slack"]),
+        Value("json"),
+    )
+    .not_in_config()
+    .doc("`json` (the run as JSON) or `slack` (a Slack-compatible message)"),
+    row(
+        "BAK_HEALTHCHECK_URL",
+        "healthcheck-url",
+        Kind::Url,
+        Computed("none"),
+    )
+    .empty(Empty::Default)
+    .secret()
+    .not_in_config()
+    .doc("healthchecks.io-style ping URL: `/start`, then the URL itself or `/fail`"),
+    row(
+        "BAK_NOTIFY_TIMEOUT",
+        "notify-timeout",
+        Kind::Duration { nonzero: true },
+        Value("10s"),
+    )
+    .not_in_config()
+    .doc("per-request timeout of notifications and pings (3 attempts at most)"),
     row(
         "BAK_LOG_FORMAT",
         "log-format",

@@ -17,6 +17,7 @@ mod exec_compat;
 mod http_server;
 mod lifecycle;
 mod metrics;
+mod notify;
 mod settings;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
