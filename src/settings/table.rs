@@ -534,16 +534,24 @@ pub const SETTINGS: &[SettingSpec] = &[
     )
     .global()
     .short('o')
-    .doc("`text` or `json` (`list`: also `wide`, `yaml`)"),
+    .doc("`text` or `json` (`list`, `status`: also `wide`, `yaml`)"),
 ];
 
-const LIFECYCLE_SCOPED: &[&str] = &["prune", "retain", "mark-and-delete", "sync-labels", "list"];
+const LIFECYCLE_SCOPED: &[&str] = &[
+    "prune",
+    "retain",
+    "mark-and-delete",
+    "sync-labels",
+    "list",
+    "status",
+];
 const ALL_LIFECYCLE: &[&str] = &[
     "prune",
     "retain",
     "mark-and-delete",
     "sync-labels",
     "list",
+    "status",
     "delete",
 ];
 
@@ -555,7 +563,7 @@ pub const OPTIONS: &[SettingSpec] = &[
         "BAK_NAMESPACE",
         "namespace",
         Kind::Dns1123Label,
-        Computed("all namespaces (`list`, `delete`, `adhoc`: the context's)"),
+        Computed("all namespaces (`list`, `status`, `delete`, `adhoc`: the context's)"),
     )
     .short('n')
     .commands(&[
@@ -564,6 +572,7 @@ pub const OPTIONS: &[SettingSpec] = &[
         "mark-and-delete",
         "sync-labels",
         "list",
+        "status",
         "delete",
         "adhoc",
     ])
@@ -662,8 +671,8 @@ pub const OPTIONS: &[SettingSpec] = &[
         Kind::LabelValue,
         Computed("all PVCs"),
     )
-    .commands(&["list"])
-    .doc("only snapshots of this PVC"),
+    .commands(&["list", "status"])
+    .doc("only snapshots of this PVC (`status`: listed even without backups)"),
     row("BAK_LIST_DAILY", "daily", BOOL, Value("false"))
         .commands(&["list"])
         .doc("only snapshots with a daily label (class flags combine with \"or\")"),
@@ -679,6 +688,14 @@ pub const OPTIONS: &[SettingSpec] = &[
     row("BAK_LIST_CRONJOB", "cronjob", BOOL, Value("false"))
         .commands(&["list"])
         .doc("only `type=cronjob` snapshots"),
+    row(
+        "BAK_STATUS_MAX_AGE",
+        "max-age",
+        Kind::Duration { nonzero: true },
+        Value("26h"),
+    )
+    .commands(&["status"])
+    .doc("a PVC whose newest ready backup is older is stale (exit code 1)"),
     row("BAK_YES", "yes", BOOL, Value("false"))
         .short('y')
         .commands(&["delete"])
