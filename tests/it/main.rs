@@ -16,6 +16,7 @@ mod emu_tests;
 mod exec_compat;
 mod lifecycle;
 mod settings;
+mod status;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
 mod support;
