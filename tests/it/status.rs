@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 
 use crate::emu::{fixtures, Emu, Verb};
 
-const GROUP: &str = "snapshot.storage.k8s.io/v1";
 /// Healthy generated PVCs: with one snapshot each, more than one LIST page of each kind.
 const GENERATED: usize = 620;
 
