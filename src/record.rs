@@ -154,7 +154,9 @@ impl Record {
         };
         Record {
             last_attempt: time(LAST_ATTEMPT),
-            last_outcome: annotations.get(LAST_OUTCOME).and_then(|v| Outcome::parse(v)),
+            last_outcome: annotations
+                .get(LAST_OUTCOME)
+                .and_then(|v| Outcome::parse(v)),
             last_success: time(LAST_SUCCESS),
             last_error: annotations.get(LAST_ERROR).cloned(),
             last_duration: annotations

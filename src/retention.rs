@@ -1030,7 +1030,10 @@ pub fn plan_prune(records: &[SnapshotRecord], now: DateTime<Tz>, policy: &Policy
         .map(|r| ((r.namespace.as_str(), r.name.as_str()), r))
         .collect();
     for change in &retain.changes {
-        let key = (change.target.namespace.as_str(), change.target.name.as_str());
+        let key = (
+            change.target.namespace.as_str(),
+            change.target.name.as_str(),
+        );
         if let Some(&r) = by_key.get(&key) {
             let mut r = r.clone();
             apply_edits(&mut r, change);
