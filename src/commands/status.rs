@@ -632,8 +632,16 @@ mod tests {
             snap("shop", "data", "old-ready", "2026-11-20T02:00:00Z"),
             in_state(
                 with(
-                    snap("shop", "data", "new-but-deleting", "2026-12-02T02:00:00Z"),
-                    labels::DAILY,
+                    with(
+                        with(
+                            snap("shop", "data", "new-but-deleting", "2026-12-02T02:00:00Z"),
+                            labels::DAILY,
+                            "2026-12-02",
+                        ),
+                        labels::DELETE_AFTER,
+                        "2026-12-01",
+                    ),
+                    labels::VERIFIED,
                     "2026-12-02",
                 ),
                 SnapshotState::Terminating,
@@ -649,6 +657,7 @@ mod tests {
         let r = one(&rows, "shop", "data");
         assert_eq!(r.newest_ready.as_deref(), Some("old-ready"));
         assert_eq!((r.ready, r.daily, r.pending, r.failed), (1, 0, 0, 0));
+        assert_eq!((r.next_deletion, r.verified), (None, None));
         assert_eq!(r.status, Health::Stale);
         // Only a terminating snapshot left: no ready backup at all.
         let rows = plan(
