@@ -1,8 +1,9 @@
 //! `make bench` (retention at cluster scale): seeds the API emulation with 10,000 snapshots over
 //! 500 PVCs in 200 namespaces — two years of nightly history as the original's create labels it
-//! and a pruner that has not run for a while, each snapshot bound to a `Retain` content — then
-//! runs the real release binary: `retain`, then `mark-and-delete` on one copy of the cluster,
-//! and `prune` on another. For each it prints the requests by verb (from the emulation's log),
+//! and a pruner that has not run for a while, each snapshot bound to a `Retain` content — and
+//! 1,000 PVC objects (the 500 backed up, most with the record of their last attempt, and 500
+//! others), then runs the real release binary: `status -A`, then `retain`, then
+//! `mark-and-delete` on one copy of the cluster, and `prune` on another. For each it prints the requests by verb (from the emulation's log),
 //! the minimum any client needs (LIST pages + changed objects + deletions + content patches),
 //! their ratio (goal <= 1.05; prune <= 1.02), the wall time and the child's peak RSS from
 //! `wait4` (goal <= 40 MiB). It fails if a run fails, if the cluster does not end up as the
@@ -35,6 +36,10 @@ const RATIO_GOAL: f64 = 1.05;
 /// `prune` plans everything at once: it must come within 2% of the minimum.
 const PRUNE_RATIO_GOAL: f64 = 1.02;
 const RSS_GOAL_MIB: f64 = 40.0;
+/// PVC objects seeded for `status`: the [`PVCS`] backed up, then as many not backed up.
+const PVC_OBJECTS: usize = 1_000;
+/// `status` answers "in seconds" at this scale (issue 9).
+const STATUS_WALL_GOAL: Duration = Duration::from_secs(5);
 
 /// Day offsets (days ago) of one PVC's snapshots, and which labels they carry as seeded.
 enum Kind {
@@ -200,6 +205,66 @@ fn seed_pvc(emu: &Emu, p: usize, now: DateTime<Utc>) -> usize {
     PER_PVC
 }
 
+/// The PVC name of backed-up PVC `p` ([`seed_pvc`]) and, past [`PVCS`], of PVCs never backed up.
+const PVC_NAMES: [&str; 5] = ["data", "uploads", "cache", "logs", "scratch"];
+
+/// Seeds PVC object `p` in `tenant-(p % 200)`: for `p < PVCS` the claim [`seed_pvc`] backed up
+/// (a success record on 9 in 10, a failed last attempt on every 50th), past it a claim without
+/// backups (a failure before any snapshot on every 20th, else no record). Returns whether its
+/// last attempt failed and whether `status` lists it.
+fn seed_pvc_object(emu: &Emu, p: usize, now: DateTime<Utc>) -> (bool, bool) {
+    let ns = format!("tenant-{:03}", p % NAMESPACES);
+    let name = PVC_NAMES[p / NAMESPACES];
+    let at = |minutes: i64| {
+        (now - chrono::Duration::minutes(minutes))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let backed_up = p < PVCS;
+    let failed = if backed_up {
+        p.is_multiple_of(50)
+    } else {
+        p.is_multiple_of(20)
+    };
+    let mut annotations = serde_json::Map::new();
+    if failed {
+        annotations.insert("backup-ns.sh/last-attempt".into(), json!(at(10)));
+        annotations.insert("backup-ns.sh/last-outcome".into(), json!("failed"));
+        annotations.insert(
+            "backup-ns.sh/last-error".into(),
+            json!("lock timeout: no node slot within 3600s"),
+        );
+        annotations.insert("backup-ns.sh/last-duration".into(), json!("3600.012"));
+    } else if backed_up && !p.is_multiple_of(10) {
+        annotations.insert(
+            "backup-ns.sh/last-attempt".into(),
+            json!(at(30 + p as i64 % 60)),
+        );
+        annotations.insert("backup-ns.sh/last-outcome".into(), json!("succeeded"));
+        annotations.insert(
+            "backup-ns.sh/last-success".into(),
+            json!(at(30 + p as i64 % 60)),
+        );
+        annotations.insert("backup-ns.sh/last-duration".into(), json!("93.412"));
+        annotations.insert(
+            "backup-ns.sh/last-snapshot".into(),
+            json!(format!("{name}-x")),
+        );
+    }
+    emu.create(json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": { "namespace": ns, "name": name, "annotations": annotations },
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": { "requests": { "storage": "10Gi" } },
+            "storageClassName": "csi",
+            "volumeName": format!("pvc-{ns}-{name}"),
+        },
+        "status": { "phase": "Bound", "capacity": { "storage": "10Gi" } },
+    }));
+    (failed, backed_up || failed)
+}
+
 /// One measured run of the binary.
 struct Measured {
     wall: Duration,
@@ -212,13 +277,14 @@ const LAUNCHER: &str = "__measure-backup-ns";
 /// Where the launcher writes `<exit code> <ru_maxrss KiB> <wall ns>`.
 const RUSAGE_OUT: &str = "LIFECYCLE_BENCH_RUSAGE_OUT";
 
-/// Runs backup-ns with `args` and reports its peak RSS as `wait4` sees it.
+/// Runs backup-ns with `args`, expecting exit code `code`, and reports its peak RSS as `wait4`
+/// sees it.
 ///
 /// Linux keeps a process's pre-`exec` high-water mark in `ru_maxrss` (`signal->maxrss`
 /// survives exec), and a child spawned from this process starts as a copy of it — with the
 /// whole emulation store resident. So backup-ns is spawned by a launcher: this bench binary
 /// re-executed (a few MiB), which spawns backup-ns, `wait4`s for it and writes the figures.
-fn run(kubeconfig: &Path, scratch: &Path, args: &[&str]) -> Measured {
+fn run(kubeconfig: &Path, scratch: &Path, args: &[&str], code: i64) -> Measured {
     let mut stdout = tempfile::tempfile().expect("temp file");
     let mut stderr = tempfile::tempfile().expect("temp file");
     let rusage = scratch.join("rusage");
@@ -249,8 +315,9 @@ fn run(kubeconfig: &Path, scratch: &Path, args: &[&str]) -> Measured {
         .collect();
     let tail: Vec<&str> = err.lines().rev().take(20).collect();
     assert!(
-        status.success() && figures[0] == 0,
-        "backup-ns {args:?} failed\n{}",
+        status.success() && figures[0] == code,
+        "backup-ns {args:?} exited {} (expected {code})\n{}",
+        figures[0],
         tail.join("\n")
     );
     Measured {
@@ -360,12 +427,53 @@ fn main() {
          bound contents (deletionPolicy Retain), seeded twice in {:.1} s",
         seeding.elapsed().as_secs_f64()
     );
+    let mut failed_pvcs = 0;
+    let mut listed_pvcs = 0;
+    for p in 0..PVC_OBJECTS {
+        let (failed, listed) = seed_pvc_object(&emu, p, now);
+        failed_pvcs += usize::from(failed);
+        listed_pvcs += usize::from(listed);
+    }
+    println!(
+        "status: {PVC_OBJECTS} PVC objects ({PVCS} backed up), {listed_pvcs} with backups or a \
+         record, {failed_pvcs} whose last attempt failed"
+    );
     let fast = ["--qps", "100000", "-o", "json", "--max-deletions", "100000"];
+
+    // `status` first, on the untouched cluster: read-only, exit 1 for the failed attempts.
+    emu.clear_requests();
+    let status = run(
+        &kubeconfig,
+        dir.path(),
+        &["status", "-A", "--qps", "100000", "-o", "json"],
+        1,
+    );
+    let rows = status.output.as_array().expect("status rows");
+    assert_eq!(
+        rows.len(),
+        listed_pvcs,
+        "one row per PVC with backups or a record"
+    );
+    let failed_rows = rows.iter().filter(|r| r["status"] == "failed").count();
+    let ok_rows = rows.iter().filter(|r| r["status"] == "ok").count();
+    assert_eq!(failed_rows, failed_pvcs);
+    assert_eq!(
+        ok_rows,
+        listed_pvcs - failed_pvcs,
+        "every other PVC is fresh"
+    );
+    let status_report = Report {
+        name: "status",
+        wall: status.wall,
+        rss_mib: status.max_rss_kib as f64 / 1024.0,
+        requests: by_verb(&emu),
+        minimum: pages(seeded) + pages(PVC_OBJECTS),
+    };
 
     emu.clear_requests();
     let mut args = vec!["retain"];
     args.extend(fast);
-    let retain = run(&kubeconfig, dir.path(), &args);
+    let retain = run(&kubeconfig, dir.path(), &args, 0);
     let plan = &retain.output["plan"];
     assert_eq!(plan["counts"]["snapshots"], seeded);
     assert_eq!(retain.output["result"]["failed"], 0);
@@ -381,7 +489,7 @@ fn main() {
     emu.clear_requests();
     let mut args = vec!["mark-and-delete"];
     args.extend(fast);
-    let sweep = run(&kubeconfig, dir.path(), &args);
+    let sweep = run(&kubeconfig, dir.path(), &args, 0);
     let plan = &sweep.output["plan"];
     let result = &sweep.output["result"];
     let deletions = plan["deletions"].as_array().expect("deletions");
@@ -415,7 +523,7 @@ fn main() {
     emu2.clear_requests();
     let mut args = vec!["prune"];
     args.extend(fast);
-    let prune = run(&kubeconfig2, dir2.path(), &args);
+    let prune = run(&kubeconfig2, dir2.path(), &args, 0);
     let plan = &prune.output["plan"];
     let result = &prune.output["result"];
     assert_eq!(result["failed"], 0, "{result}");
@@ -474,7 +582,13 @@ fn main() {
         minimum: retain_report.minimum + sweep_report.minimum,
     };
 
-    let reports = [retain_report, sweep_report, pair_report, prune_report];
+    let reports = [
+        status_report,
+        retain_report,
+        sweep_report,
+        pair_report,
+        prune_report,
+    ];
     let mut verbs: Vec<&String> = reports.iter().flat_map(|r| r.requests.keys()).collect();
     verbs.sort();
     verbs.dedup();
@@ -511,6 +625,13 @@ fn main() {
             };
             if r.ratio() > goal {
                 m.push(format!("{}: ratio {:.3} > {goal}", r.name, r.ratio()));
+            }
+            if r.name == "status" && r.wall > STATUS_WALL_GOAL {
+                m.push(format!(
+                    "status: {:.2} s > {} s",
+                    r.wall.as_secs_f64(),
+                    STATUS_WALL_GOAL.as_secs()
+                ));
             }
             // `cargo test --all-targets` runs this too, unoptimised: RSS is judged by `make bench`.
             if r.rss_mib > RSS_GOAL_MIB && !cfg!(debug_assertions) {

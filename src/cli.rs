@@ -34,7 +34,7 @@ pub struct GlobalArgs {
     /// Less log output (-q warnings and errors only, -qq errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
-    /// Result format on stdout (`wide` and `yaml` only for `list`).
+    /// Result format on stdout (`wide` and `yaml` only for `list` and `status`).
     #[arg(short = 'o', long, global = true, env = "BAK_OUTPUT", value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Push this run's metrics to this Pushgateway (grouping key job/namespace/pvc). The URL
@@ -81,7 +81,7 @@ impl Output {
                 "BAK_OUTPUT (-o)",
                 self.to_possible_value()
                     .map_or_else(String::new, |v| v.get_name().to_owned()),
-                "only `list` prints wide and yaml; this command prints text or json",
+                "only `list` and `status` print wide and yaml; this command prints text or json",
             )),
         }
     }
@@ -110,6 +110,9 @@ pub enum Command {
     MarkAndDelete(MarkAndDeleteArgs),
     /// List backup-ns snapshots as a table (or JSON/YAML), by namespace, PVC and time.
     List(ListArgs),
+    /// One line per backed-up PVC: newest ready backup, last attempt, counts, next deletion;
+    /// exit 1 when any is stale (older than --max-age) or its last attempt failed.
+    Status(StatusArgs),
     /// Delete one snapshot and the storage behind it.
     Delete(DeleteArgs),
     /// Copy each snapshot's backup-ns.sh/* labels and env-config annotation to its bound
@@ -247,6 +250,25 @@ pub struct ListArgs {
     /// Time zone of the dates shown with -o wide (IANA name; default: `TZ`, else UTC).
     #[arg(long = "tz", env = "BAK_TZ")]
     pub tz: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `status`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct StatusArgs {
+    /// Namespace to report on (default: the kube context's).
+    #[arg(short = 'n', long, env = "BAK_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Report on every namespace (wins over -n and BAK_NAMESPACE).
+    #[arg(short = 'A', long, env = "BAK_ALL_NAMESPACES", num_args = 0..=1, default_missing_value = "true")]
+    pub all_namespaces: Option<String>,
+    /// Only this PVC (listed even when it has no backup yet: you named it).
+    #[arg(long, env = "BAK_PVC_NAME")]
+    pub pvc: Option<String>,
+    /// A PVC whose newest ready backup is older than this is stale (with a unit, e.g. 26h).
+    #[arg(long, env = "BAK_STATUS_MAX_AGE")]
+    pub max_age: Option<String>,
     #[command(flatten)]
     pub api: ApiArgs,
 }

@@ -50,6 +50,12 @@ pub const PIN: &str = key!("pin");
 pub const PVC_UID: &str = key!("pvc-uid");
 /// Annotation holding the `BAK_*` configuration of the run (see [`env_config_annotation`]).
 pub const ENV_CONFIG: &str = key!("env-config");
+/// `YYYY-MM-DD`: the day a restore of this snapshot was last verified to work. Written by the
+/// future `verify` command (the restore issue); `status` already shows the latest one per PVC.
+pub const VERIFIED: &str = key!("verified");
+/// `YYYY-MM-DD`: the day a verification of this snapshot last failed. Written by the future
+/// `verify` command, like [`VERIFIED`].
+pub const VERIFY_FAILED: &str = key!("verify-failed");
 
 /// A value that is not one of an enum's label values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,6 +8,7 @@
 
 use std::fmt::Debug;
 
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, ListParams};
 use kube::Resource;
 use serde::de::DeserializeOwned;
@@ -96,6 +97,18 @@ pub async fn snapshots(
     let api = scope.api::<VolumeSnapshot>(&requests.client);
     let what = format!("list volumesnapshots ({selector}) in {scope}");
     each(requests, &api, Some(selector), &what, each_snapshot).await
+}
+
+/// Every PersistentVolumeClaim in `scope`, one paged LIST (no selector: claims carry no
+/// backup-ns label; `status` reads the record of the last attempt from their annotations).
+pub async fn pvcs(
+    requests: &Requests,
+    scope: &Scope,
+    each_pvc: impl FnMut(PersistentVolumeClaim),
+) -> Result<usize> {
+    let api = scope.api::<PersistentVolumeClaim>(&requests.client);
+    let what = format!("list persistentvolumeclaims in {scope}");
+    each(requests, &api, None, &what, each_pvc).await
 }
 
 /// The planners' view of every snapshot with a `backup-ns.sh/retain` label in `scope` (a

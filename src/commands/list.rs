@@ -184,6 +184,15 @@ pub fn table(rows: &[Row], now: DateTime<Utc>, tz: Tz, namespaces: bool, wide: b
         }
         lines.push(line);
     }
+    columns(&lines)
+}
+
+/// Lines of cells (the header first) as `kubectl get` aligns them: each column padded to its
+/// widest cell plus three spaces, the last one unpadded. Shared by `list` and `status`.
+pub fn columns(lines: &[Vec<String>]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
     let widths: Vec<usize> = (0..lines[0].len())
         .map(|i| {
             lines
@@ -194,7 +203,7 @@ pub fn table(rows: &[Row], now: DateTime<Utc>, tz: Tz, namespaces: bool, wide: b
         })
         .collect();
     let mut out = String::new();
-    for line in &lines {
+    for line in lines {
         let last = line.len() - 1;
         for (i, cell) in line.iter().enumerate() {
             if i == last {
@@ -211,7 +220,7 @@ pub fn table(rows: &[Row], now: DateTime<Utc>, tz: Tz, namespaces: bool, wide: b
 /// YAML for a sequence of flat records: each scalar is written as its JSON text, which is a
 /// valid YAML flow scalar (strings double-quoted with JSON escapes), so no YAML library is
 /// needed for this shape.
-pub fn yaml(rows: &[Row]) -> String {
+pub fn yaml<T: Serialize>(rows: &[T]) -> String {
     if rows.is_empty() {
         return "[]\n".into();
     }
@@ -473,6 +482,6 @@ mod tests {
         assert!(text.contains("\n  name: \"b: \\\"tricky\\\"\"\n"), "{text}");
         let parsed: serde_json::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(parsed, serde_json::to_value(&rows).unwrap());
-        assert_eq!(yaml(&[]), "[]\n");
+        assert_eq!(yaml::<Row>(&[]), "[]\n");
     }
 }

@@ -22,6 +22,7 @@ pub mod options;
 pub mod prune;
 pub mod ratelimit;
 pub mod retain;
+pub mod status;
 pub mod sync_labels;
 
 /// Runs one command to its exit status, then writes the metrics it emitted
@@ -57,6 +58,7 @@ async fn dispatch(command: Command, global: &GlobalArgs) -> ExitStatus {
         Command::Retain(args) => retain::main(&args, global.output).await,
         Command::MarkAndDelete(args) => mark_and_delete::main(&args, global.output).await,
         Command::List(args) => list::main(&args, global.output).await,
+        Command::Status(args) => status::main(&args, global.output).await,
         Command::Delete(args) => delete::main(&args, global.output).await,
         Command::SyncLabels(args) => sync_labels::main(&args, global.output).await,
         Command::Adhoc(args) => match global.output.text_or_json() {

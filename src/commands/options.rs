@@ -6,7 +6,7 @@
 use chrono_tz::Tz;
 
 use crate::cli::{
-    ApiArgs, DeleteArgs, ListArgs, MarkAndDeleteArgs, PruneArgs, RetainArgs, ScopeArgs,
+    ApiArgs, DeleteArgs, ListArgs, MarkAndDeleteArgs, PruneArgs, RetainArgs, ScopeArgs, StatusArgs,
     SyncLabelsArgs,
 };
 use crate::labels;
@@ -222,6 +222,59 @@ impl ListOptions {
     }
 }
 
+/// `--max-age` when unset (the table's default): a nightly backup plus two hours of slack for
+/// a slow dump or a CronJob started late.
+pub const DEFAULT_MAX_AGE: &str = "26h";
+
+/// Options of `status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusOptions {
+    /// `true`: every namespace; else `namespace`, or the kube context's when `None`.
+    pub all_namespaces: bool,
+    pub namespace: Option<String>,
+    pub pvc: Option<String>,
+    /// A newest ready backup older than this is stale.
+    pub max_age: chrono::Duration,
+    pub qps: f64,
+}
+
+impl StatusOptions {
+    pub fn from_args(a: &StatusArgs) -> Result<StatusOptions> {
+        let pvc_raw = Raw::opt("BAK_PVC_NAME", &a.pvc);
+        let pvc = pvc_raw.get()?.map(str::to_owned);
+        if let Some(p) = &pvc {
+            labels::validate_label_value(&pvc_raw.name(), p)?;
+        }
+        let age_raw = Raw::opt("BAK_STATUS_MAX_AGE", &a.max_age);
+        let age = age_raw.duration_or(DEFAULT_MAX_AGE)?;
+        let max_age = chrono::Duration::from_std(age)
+            .ok()
+            .filter(|d| *d > chrono::Duration::zero())
+            .ok_or_else(|| {
+                age_raw.err(
+                    a.max_age.as_deref().unwrap_or(DEFAULT_MAX_AGE),
+                    "must be greater than zero, e.g. 26h",
+                )
+            })?;
+        Ok(StatusOptions {
+            all_namespaces: Raw::opt("BAK_ALL_NAMESPACES", &a.all_namespaces).bool()?,
+            namespace: Raw::opt("BAK_NAMESPACE", &a.namespace).namespace()?,
+            pvc,
+            max_age,
+            qps: qps(&a.api)?,
+        })
+    }
+
+    /// The label selector of the snapshot LIST: every backup-ns snapshot (by its `pvc` label),
+    /// of one PVC with `--pvc`.
+    pub fn selector(&self) -> String {
+        match &self.pvc {
+            Some(p) => format!("{}={p}", labels::PVC),
+            None => labels::PVC.to_owned(),
+        }
+    }
+}
+
 /// Options of `delete`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteOptions {
@@ -423,6 +476,34 @@ mod tests {
                 .tz,
             chrono_tz::Europe::Vienna
         );
+    }
+
+    #[test]
+    fn status_max_age_defaults_to_26h_and_refuses_zero_or_no_unit() {
+        let o = StatusOptions::from_args(&StatusArgs::default()).unwrap();
+        assert_eq!(o.max_age, chrono::Duration::hours(26));
+        assert_eq!(o.selector(), "backup-ns.sh/pvc");
+        assert!(!o.all_namespaces && o.pvc.is_none());
+        let a = StatusArgs {
+            max_age: some("90m"),
+            pvc: some("data"),
+            ..StatusArgs::default()
+        };
+        let o = StatusOptions::from_args(&a).unwrap();
+        assert_eq!(o.max_age, chrono::Duration::minutes(90));
+        assert_eq!(o.selector(), "backup-ns.sh/pvc=data");
+        for bad in ["0", "26", "yesterday", ""] {
+            let a = StatusArgs {
+                max_age: some(bad),
+                ..StatusArgs::default()
+            };
+            let e = StatusOptions::from_args(&a).unwrap_err();
+            assert!(
+                e.to_string().contains("BAK_STATUS_MAX_AGE (--max-age)"),
+                "{bad}: {e}"
+            );
+            assert_eq!(e.exit_status(), crate::ExitStatus::Usage);
+        }
     }
 
     #[test]

@@ -578,7 +578,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     )
     .global()
     .short('o')
-    .doc("`text` or `json` (`list`: also `wide`, `yaml`)"),
+    .doc("`text` or `json` (`list`, `status`: also `wide`, `yaml`)"),
     row(
         "BAK_METRICS_PUSHGATEWAY",
         "metrics-pushgateway",
@@ -616,13 +616,21 @@ pub const SETTINGS: &[SettingSpec] = &[
     .doc("timeout of one push attempt (3 attempts on connection errors and 5xx)"),
 ];
 
-const LIFECYCLE_SCOPED: &[&str] = &["prune", "retain", "mark-and-delete", "sync-labels", "list"];
+const LIFECYCLE_SCOPED: &[&str] = &[
+    "prune",
+    "retain",
+    "mark-and-delete",
+    "sync-labels",
+    "list",
+    "status",
+];
 const ALL_LIFECYCLE: &[&str] = &[
     "prune",
     "retain",
     "mark-and-delete",
     "sync-labels",
     "list",
+    "status",
     "delete",
 ];
 
@@ -634,7 +642,7 @@ pub const OPTIONS: &[SettingSpec] = &[
         "BAK_NAMESPACE",
         "namespace",
         Kind::Dns1123Label,
-        Computed("all namespaces (`list`, `delete`, `adhoc`: the context's)"),
+        Computed("all namespaces (`list`, `status`, `delete`, `adhoc`: the context's)"),
     )
     .short('n')
     .commands(&[
@@ -643,6 +651,7 @@ pub const OPTIONS: &[SettingSpec] = &[
         "mark-and-delete",
         "sync-labels",
         "list",
+        "status",
         "delete",
         "adhoc",
     ])
@@ -741,8 +750,8 @@ pub const OPTIONS: &[SettingSpec] = &[
         Kind::LabelValue,
         Computed("all PVCs"),
     )
-    .commands(&["list"])
-    .doc("only snapshots of this PVC"),
+    .commands(&["list", "status"])
+    .doc("only snapshots of this PVC (`status`: listed even without backups)"),
     row("BAK_LIST_DAILY", "daily", BOOL, Value("false"))
         .commands(&["list"])
         .doc("only snapshots with a daily label (class flags combine with \"or\")"),
@@ -758,6 +767,14 @@ pub const OPTIONS: &[SettingSpec] = &[
     row("BAK_LIST_CRONJOB", "cronjob", BOOL, Value("false"))
         .commands(&["list"])
         .doc("only `type=cronjob` snapshots"),
+    row(
+        "BAK_STATUS_MAX_AGE",
+        "max-age",
+        Kind::Duration { nonzero: true },
+        Value("26h"),
+    )
+    .commands(&["status"])
+    .doc("a PVC whose newest ready backup is older is stale (exit code 1)"),
     row("BAK_YES", "yes", BOOL, Value("false"))
         .short('y')
         .commands(&["delete"])
