@@ -61,13 +61,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// `-o` as typed. Every command prints text or JSON; `list` also prints a wide table and YAML.
+/// `-o` as typed. Every command prints text or JSON; `list` and `status` also print a wide
+/// table and YAML; `status` also the Prometheus text format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Text,
     Json,
     Wide,
     Yaml,
+    Prometheus,
 }
 
 impl Output {
@@ -77,11 +79,12 @@ impl Output {
         match self {
             Output::Text => Ok(OutputFormat::Text),
             Output::Json => Ok(OutputFormat::Json),
-            Output::Wide | Output::Yaml => Err(crate::Error::config(
+            Output::Wide | Output::Yaml | Output::Prometheus => Err(crate::Error::config(
                 "BAK_OUTPUT (-o)",
                 self.to_possible_value()
                     .map_or_else(String::new, |v| v.get_name().to_owned()),
-                "only `list` and `status` print wide and yaml; this command prints text or json",
+                "only `list` and `status` print wide and yaml, and only `status` prometheus; this \
+                 command prints text or json",
             )),
         }
     }

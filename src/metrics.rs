@@ -102,8 +102,8 @@ pub const DOCS: &[MetricDoc] = &[
         kind: "gauge",
         labels: "namespace, pvc, class, state",
         written_by: "status",
-        help: "Snapshots of the PVC by retention class (daily, weekly, monthly, days) and \
-               state (ready, pending, failed).",
+        help: "Snapshots of the PVC: ready ones by retention class (daily, weekly, monthly, \
+               days), and all of them by state (class any; state ready, pending, failed).",
     },
     MetricDoc {
         name: NEWEST_READY,

@@ -238,6 +238,13 @@ pub fn yaml<T: Serialize>(rows: &[T]) -> String {
 }
 
 pub async fn main(args: &ListArgs, output: Output) -> ExitStatus {
+    if output == Output::Prometheus {
+        return report_error(&crate::Error::config(
+            "BAK_OUTPUT (-o)",
+            "prometheus",
+            "only `status` prints prometheus; `list` prints text, wide, json or yaml",
+        ));
+    }
     let opts = match ListOptions::from_args(args, std::env::var("TZ").ok().as_deref()) {
         Ok(o) => o,
         Err(e) => return report_error(&e),
@@ -280,10 +287,10 @@ pub async fn main(args: &ListArgs, output: Output) -> ExitStatus {
             Err(e) => tracing::error!("cannot render the list: {e}"),
         },
         Output::Yaml => print!("{}", yaml(&rows)),
-        Output::Text | Output::Wide if rows.is_empty() => {
+        Output::Text | Output::Wide | Output::Prometheus if rows.is_empty() => {
             eprintln!("No backup-ns volumesnapshots found in {scope} ({selector}).");
         }
-        Output::Text | Output::Wide => print!(
+        Output::Text | Output::Wide | Output::Prometheus => print!(
             "{}",
             table(
                 &rows,

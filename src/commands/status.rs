@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::cli::{Output, StatusArgs};
 use crate::labels::{self, Retain};
+use crate::metrics::FreshnessRow;
 use crate::record::{Outcome, Record};
 use crate::retention::SnapshotRecord;
 use crate::{ExitStatus, Result};
@@ -399,6 +400,37 @@ pub async fn rows(
     Ok((rows, pages))
 }
 
+/// The rows as the metrics module's freshness input: per-class counts of ready snapshots, and
+/// per-state counts over all of them (class `any`).
+pub fn freshness_rows(rows: &[Row]) -> Vec<FreshnessRow> {
+    rows.iter()
+        .map(|r| {
+            let n = |v: usize| v as u64;
+            let snapshots = [
+                ("daily", "ready", n(r.daily)),
+                ("weekly", "ready", n(r.weekly)),
+                ("monthly", "ready", n(r.monthly)),
+                ("days", "ready", n(r.days)),
+                ("any", "ready", n(r.ready)),
+                ("any", "pending", n(r.pending)),
+                ("any", "failed", n(r.failed)),
+            ]
+            .into_iter()
+            .map(|(c, s, v)| (c.to_owned(), s.to_owned(), v))
+            .collect();
+            FreshnessRow {
+                namespace: r.namespace.clone(),
+                pvc: r.pvc.clone(),
+                last_success: r.last_success,
+                last_attempt: r.last_attempt,
+                last_outcome: r.last_outcome,
+                newest_ready: r.newest_ready_time,
+                snapshots,
+            }
+        })
+        .collect()
+}
+
 pub async fn main(args: &StatusArgs, output: Output) -> ExitStatus {
     let opts = match StatusOptions::from_args(args) {
         Ok(o) => o,
@@ -433,7 +465,12 @@ pub async fn main(args: &StatusArgs, output: Output) -> ExitStatus {
         count(Health::Failed),
         count(Health::Gone),
     );
+    // The freshness gauges go to the metrics sinks (a central CronJob pushes them) whatever
+    // is printed.
+    let freshness = freshness_rows(&rows);
+    crate::metrics::emit(crate::metrics::Metrics::freshness(&freshness));
     match output {
+        Output::Prometheus => print!("{}", crate::metrics::freshness(&freshness)),
         Output::Json => match serde_json::to_string_pretty(&rows) {
             Ok(s) => println!("{s}"),
             Err(e) => tracing::error!("cannot render the status: {e}"),

@@ -578,7 +578,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     )
     .global()
     .short('o')
-    .doc("`text` or `json` (`list`, `status`: also `wide`, `yaml`)"),
+    .doc("`text` or `json` (`list`, `status`: also `wide`, `yaml`; `status`: also `prometheus`)"),
     row(
         "BAK_METRICS_PUSHGATEWAY",
         "metrics-pushgateway",

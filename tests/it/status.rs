@@ -425,3 +425,68 @@ async fn status_bad_input_exits_2_before_any_request() {
     assert!(r.stderr.contains("BAK_STATUS_MAX_AGE (--max-age)"), "{r:?}");
     assert!(c.emu.requests().is_empty(), "{:?}", c.emu.requests());
 }
+
+/// Issue 9 §3: `status -o prometheus` prints the freshness gauges, read back with an
+/// independent parser.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_prints_the_freshness_gauges_for_prometheus() {
+    let c = cluster().await;
+    let last = Utc::now() - Duration::hours(3);
+    let mut record = success(Duration::hours(3));
+    record[0].1 = rfc3339(last);
+    record[2].1 = rfc3339(last);
+    pvc(&c.emu, "shop", "data", &record);
+    snapshot(
+        &c.emu,
+        "shop",
+        "data",
+        "data-a",
+        Duration::hours(3),
+        &[("backup-ns.sh/daily", "x")],
+    );
+    snapshot(&c.emu, "shop", "data", "data-b", Duration::hours(27), &[]);
+    pvc(
+        &c.emu,
+        "blog",
+        "cache",
+        &failure(Duration::hours(1), "dump failed", None),
+    );
+
+    let r = run(&c, &["-A", "-o", "prometheus"]);
+    assert_eq!(r.code, 1, "blog/cache failed: {r:?}");
+    let lines = r.stdout.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{name}: {other:?}"),
+            })
+    };
+    let shop = [("namespace", "shop"), ("pvc", "data")];
+    let success = value("backup_ns_last_success_timestamp_seconds", &shop).expect("shop success");
+    assert_eq!(success as i64, last.timestamp(), "{}", r.stdout);
+    let mut ready_daily = shop.to_vec();
+    ready_daily.extend([("class", "daily"), ("state", "ready")]);
+    assert_eq!(value("backup_ns_snapshots", &ready_daily), Some(1.0));
+    let mut ready_any = shop.to_vec();
+    ready_any.extend([("class", "any"), ("state", "ready")]);
+    assert_eq!(value("backup_ns_snapshots", &ready_any), Some(2.0));
+    let blog = [("namespace", "blog"), ("pvc", "cache")];
+    assert_eq!(
+        value("backup_ns_last_success_timestamp_seconds", &blog),
+        None
+    );
+    assert!(value("backup_ns_last_attempt_timestamp_seconds", &blog).is_some());
+    // `list` has no such format.
+    let out = Command::new(env!("CARGO_BIN_EXE_backup-ns"))
+        .args(["list", "-A", "-o", "prometheus"])
+        .env_clear()
+        .env("KUBECONFIG", &c.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
