@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use backup_ns::cli::{Cli, GlobalArgs, LogFormat};
 use backup_ns::{commands, ExitStatus};
 use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,12 +38,15 @@ fn init_tracing(g: &GlobalArgs) {
         tracing_subscriber::EnvFilter::new(format!("{level},kube=warn,hyper=warn,tower=warn"))
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // The last log lines also go to a small ring buffer: the healthcheck `/fail` ping carries
+    // them (see `notify::LogTail`).
+    let tail = backup_ns::notify::LogTail::global().clone();
+    let registry = tracing_subscriber::registry().with(filter).with(tail);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     match g.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => registry.with(fmt.json()).init(),
+        LogFormat::Text => registry.with(fmt.with_target(false)).init(),
     }
 }

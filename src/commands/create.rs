@@ -31,7 +31,8 @@ use crate::db::{self, DbTarget, Engine};
 use crate::exec::{self, ExecRequest};
 use crate::labels::{self, LabelInput, Retain};
 use crate::naming::NameInput;
-use crate::record::{Attempt, Outcome};
+use crate::notify::{self, Notification, Notifier};
+use crate::record::{Attempt, Outcome, Record};
 use crate::retention::{claim_holders, SnapshotRecord};
 use crate::settings::{DbJob, Settings};
 use crate::snapshot::VolumeSnapshot;
@@ -100,6 +101,13 @@ pub struct CreateReport {
     pub volume_snapshot: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The attempt as recorded (not for a dry run).
+    #[serde(skip)]
+    pub attempt: Option<Attempt>,
+    /// The PVC's record as it stands after this attempt (from the patch's answer), when the
+    /// record could be written.
+    #[serde(skip)]
+    pub recorded: Option<Record>,
 }
 
 /// How long one phase took.
@@ -203,11 +211,14 @@ pub async fn run(ctx: &CreateContext, report: &mut CreateReport) -> Result<()> {
 /// Records the attempt where people and `status` look: an Event on the PVC (seen for an hour)
 /// and the durable record in the PVC's annotations ([`crate::record`]). Best effort, both at
 /// once: failing to record is logged and never changes the run's outcome.
-async fn record(ctx: &CreateContext, report: &CreateReport, result: &Result<()>) {
-    tokio::join!(
+async fn record(ctx: &CreateContext, report: &mut CreateReport, result: &Result<()>) {
+    let attempt = attempt_of(ctx, report, result);
+    let ((), recorded) = tokio::join!(
         record_event(ctx, report, result),
-        record_attempt(ctx, report, result)
+        record_attempt(ctx, &attempt)
     );
+    report.attempt = Some(attempt);
+    report.recorded = recorded;
 }
 
 /// The attempt as the PVC's record: skipped for a busy Lease or node lock (exit codes 3 and 4),
@@ -220,8 +231,12 @@ fn attempt_of(ctx: &CreateContext, report: &CreateReport, result: &Result<()>) -
         }
         Err(e) => (Outcome::Failed, Some(e.to_string())),
     };
+    // Whole seconds, as the record keeps it: the metrics then report the same last success
+    // before and after a later failure.
+    let started = ctx.started.with_timezone(&chrono::Utc);
+    let started = chrono::Timelike::with_nanosecond(&started, 0).unwrap_or(started);
     Attempt {
-        started: ctx.started.with_timezone(&chrono::Utc),
+        started,
         finished: chrono::Utc::now(),
         outcome,
         error,
@@ -229,22 +244,91 @@ fn attempt_of(ctx: &CreateContext, report: &CreateReport, result: &Result<()>) -
     }
 }
 
-async fn record_attempt(ctx: &CreateContext, report: &CreateReport, result: &Result<()>) {
+/// Writes the attempt onto the PVC; the record as it stands afterwards, `None` when it could
+/// not be written.
+async fn record_attempt(ctx: &CreateContext, attempt: &Attempt) -> Option<Record> {
     let ns = ctx.namespace.as_str();
     let pvc = &ctx.settings.pvc;
-    let attempt = attempt_of(ctx, report, result);
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
     let patch = attempt.merge_patch();
     match api
         .patch(pvc, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => tracing::debug!("attempt recorded on persistentvolumeclaim {ns}/{pvc}"),
-        Err(e) => tracing::warn!(
-            "could not record the attempt on persistentvolumeclaim {ns}/{pvc} (patch \
-             persistentvolumeclaims is needed): {e}"
-        ),
+        Ok(updated) => {
+            tracing::debug!("attempt recorded on persistentvolumeclaim {ns}/{pvc}");
+            let annotations = updated.metadata.annotations.unwrap_or_default();
+            Some(Record::from_annotations(&annotations))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "could not record the attempt on persistentvolumeclaim {ns}/{pvc} (patch \
+                 persistentvolumeclaims is needed): {e}"
+            );
+            None
+        }
     }
+}
+
+/// The attempt's metrics, handed to the sinks `commands::run` writes at the end.
+fn emit_metrics(ctx: &CreateContext, report: &CreateReport, attempt: &Attempt) {
+    let dumped: Vec<u64> = report.dumps.iter().filter_map(|d| d.bytes).collect();
+    crate::metrics::emit(crate::metrics::Metrics::create(
+        &crate::metrics::CreateMetrics {
+            namespace: ctx.namespace.clone(),
+            pvc: ctx.settings.pvc.clone(),
+            started: attempt.started,
+            finished: attempt.finished,
+            outcome: attempt.outcome,
+            previous_success: report.recorded.as_ref().and_then(|r| r.last_success),
+            phases: report
+                .phases
+                .iter()
+                .map(|p| (p.name.clone(), p.seconds))
+                .collect(),
+            dump_bytes: (!dumped.is_empty()).then(|| dumped.iter().sum()),
+        },
+    ));
+}
+
+/// The run as a notification (a skipped run is a failure: no backup was made).
+fn notification_of(ctx: &CreateContext, report: &CreateReport, attempt: &Attempt) -> Notification {
+    let outcome = match attempt.outcome {
+        Outcome::Succeeded => notify::Outcome::Success,
+        Outcome::Failed | Outcome::Skipped => notify::Outcome::Failure,
+    };
+    let mut n = Notification::new(
+        ctx.namespace.clone(),
+        ctx.settings.pvc.clone(),
+        outcome,
+        attempt.started,
+        attempt.finished,
+    );
+    n.snapshot = report.snapshot.clone();
+    n.error = attempt.error.clone();
+    n.phases = report
+        .phases
+        .iter()
+        .map(|p| notify::PhaseTime {
+            name: p.name.clone(),
+            seconds: p.seconds,
+        })
+        .collect();
+    n.dumps = report
+        .dumps
+        .iter()
+        .map(|d| notify::DumpInfo {
+            engine: d.engine.to_owned(),
+            pod: d.pod.clone(),
+            container: d.container.clone(),
+            file: d.file.clone(),
+            bytes: d.bytes,
+        })
+        .collect();
+    n.host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
+    n.pod = ctx.settings.pod_label.clone();
+    n.log_lines = notify::LogTail::global().lines();
+    n
 }
 
 /// SIGTERM and SIGINT, installed once so a signal that arrives between two waits is not lost.
@@ -1004,6 +1088,11 @@ pub async fn main(args: &crate::cli::CreateArgs, output: OutputFormat) -> ExitSt
         std::process::id(),
         rand::Rng::random::<u16>(&mut rng)
     );
+    // Notifications and pings go out for real runs only; `/start` now, in the background.
+    let mut notifier = Notifier::from_settings(&settings);
+    if !settings.dry_run {
+        notifier.start();
+    }
     let ctx = CreateContext {
         client,
         namespace,
@@ -1022,6 +1111,13 @@ pub async fn main(args: &crate::cli::CreateArgs, output: OutputFormat) -> ExitSt
             super::report_error(e)
         }
     };
+    if let Some(attempt) = report.attempt.clone() {
+        emit_metrics(&ctx, &report, &attempt);
+        // Never changes the outcome: failed deliveries are logged.
+        notifier
+            .finish(&notification_of(&ctx, &report, &attempt))
+            .await;
+    }
     print_report(&report, output);
     status
 }

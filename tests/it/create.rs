@@ -1691,3 +1691,137 @@ async fn every_attempt_is_recorded_on_the_pvc() {
     );
     assert_eq!(r["backup-ns.sh/last-success"], success);
 }
+
+/// The samples of a metrics textfile, parsed by an independent parser.
+fn scrape(path: &Path) -> prometheus_parse::Scrape {
+    let text = fs::read_to_string(path).expect("metrics textfile");
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid format")
+}
+
+fn sample(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    s.samples
+        .iter()
+        .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match x.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        })
+}
+
+/// Issue 9 §3 and §4 through `create`: its metrics reach the textfile and the Pushgateway, a
+/// failed run notifies the webhooks and pings healthchecks' `/fail`, and none of it changes
+/// the exit status or shows the secret URLs.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_writes_metrics_and_notifies_without_changing_its_outcome() {
+    use crate::http_server::{Behaviour, TestServer};
+    let w = World::new().await;
+    let hooks = TestServer::start(Behaviour::Status(200));
+    let pushgateway = TestServer::start(Behaviour::Status(200));
+    let broken = TestServer::start(Behaviour::Status(500));
+    let textfile = w.dir.path().join("backup.prom");
+    let (textfile_s, push) = (textfile.display().to_string(), pushgateway.url.clone());
+    let hook = format!("{}/hook/SECRET-TOKEN", hooks.url);
+    let ping = format!("{}/ping/SECRET-UUID", hooks.url);
+    let notify = format!("{hook},{}/also/SECRET-TOKEN", broken.url);
+    let sinks = [
+        ("BAK_METRICS_TEXTFILE", textfile_s.as_str()),
+        ("BAK_METRICS_PUSHGATEWAY", push.as_str()),
+        ("BAK_NOTIFY_URL", notify.as_str()),
+        ("BAK_HEALTHCHECK_URL", ping.as_str()),
+        ("BAK_NOTIFY_TIMEOUT", "2s"),
+    ];
+
+    // A success: metrics, a success ping, no webhook (BAK_NOTIFY_ON=failure).
+    let mut vars = vec![("BAK_DB_SKIP", "true")];
+    vars.extend(sinks);
+    let run = w.run(&vars);
+    assert_eq!(run.code, 0, "{run:?}");
+    let s = scrape(&textfile);
+    let group = [("namespace", NS), ("pvc", "data")];
+    let success = sample(&s, "backup_ns_last_success_timestamp_seconds", &group).unwrap();
+    let record = record_of(&w);
+    let recorded = chrono::DateTime::parse_from_rfc3339(&record["backup-ns.sh/last-success"])
+        .unwrap()
+        .timestamp();
+    assert_eq!(success as i64, recorded);
+    let mut ok = group.to_vec();
+    ok.push(("outcome", "succeeded"));
+    assert_eq!(sample(&s, "backup_ns_attempts_total", &ok), Some(1.0));
+    let pushes = pushgateway.requests();
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(pushes[0].method, "PUT");
+    assert_eq!(
+        pushes[0].path,
+        format!("/metrics/job/backup-ns/namespace/{NS}/pvc/data")
+    );
+    let seen = hooks.requests();
+    let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("/ping/SECRET-UUID/start")),
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("/ping/SECRET-UUID") && !p.contains("/start")),
+        "{paths:?}"
+    );
+    assert!(!paths.iter().any(|p| p.starts_with("/hook")), "{paths:?}");
+
+    // A failure before any snapshot (no ready pod): the webhooks and /fail, with the error;
+    // the push still carries the last success; the broken webhook changes nothing.
+    let mut vars = vec![("BAK_DB_POSTGRES", "true")];
+    vars.extend(sinks);
+    let run = w.run(&vars);
+    assert_eq!(run.code, 1, "{run:?}");
+    let s = scrape(&textfile);
+    assert_eq!(
+        sample(&s, "backup_ns_last_success_timestamp_seconds", &group),
+        Some(success),
+        "a failed attempt keeps the last success"
+    );
+    let mut failed = group.to_vec();
+    failed.push(("outcome", "failed"));
+    assert_eq!(sample(&s, "backup_ns_attempts_total", &failed), Some(1.0));
+    let seen = hooks.requests();
+    let webhook = seen
+        .iter()
+        .find(|r| r.path == "/hook/SECRET-TOKEN")
+        .expect("the webhook got the failure");
+    let body: Value = serde_json::from_str(&webhook.body).unwrap();
+    assert_eq!(body["outcome"], "failure", "{body}");
+    assert_eq!(body["pvc"], "data");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("deployment/app-base"),
+        "{body}"
+    );
+    let fail = seen
+        .iter()
+        .find(|r| r.path.starts_with("/ping/SECRET-UUID/fail"))
+        .expect("a /fail ping");
+    assert!(fail.body.contains("deployment/app-base"), "{}", fail.body);
+    assert!(
+        !broken.requests().is_empty(),
+        "the broken webhook was tried"
+    );
+    assert!(
+        !run.stderr.contains("SECRET"),
+        "secrets in the log: {run:?}"
+    );
+    let vs_annotations: Vec<String> = w
+        .snapshots()
+        .iter()
+        .map(|v| v["metadata"]["annotations"].to_string())
+        .collect();
+    assert!(
+        vs_annotations.iter().all(|a| !a.contains("SECRET")),
+        "secrets in env-config: {vs_annotations:?}"
+    );
+}
