@@ -871,3 +871,79 @@ fn chart_schema_rejects_bad_metrics_values() {
     let err = render_err("metrics: {textfle: {}}\n");
     assert!(err.contains("textfle"), "{err}");
 }
+
+/// Issue 9: notification URLs reach the backup containers only from Secrets.
+#[test]
+fn chart_notifications_come_from_secrets() {
+    let docs = render(NAMESPACE_RELEASE);
+    for cj in kind(&docs, "CronJob") {
+        let c = &pod_spec(cj)["containers"][0];
+        assert_eq!(env_of(c, "BAK_NOTIFY_URL"), None, "off by default");
+    }
+    let docs = render(&format!(
+        "{NAMESPACE_RELEASE}\nnotify:\n  urlSecret: {{name: hooks, key: url}}\n  when: always\n  \
+         format: slack\n  healthcheckSecret: {{name: hc, key: ping}}\n"
+    ));
+    for cj in kind(&docs, "CronJob") {
+        let c = &pod_spec(cj)["containers"][0];
+        let var = |name: &str| {
+            c["env"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == name)
+                .unwrap_or_else(|| panic!("{name}"))
+                .clone()
+        };
+        assert_eq!(
+            var("BAK_NOTIFY_URL")["valueFrom"]["secretKeyRef"]["name"],
+            "hooks"
+        );
+        assert!(var("BAK_NOTIFY_URL").get("value").is_none());
+        assert_eq!(
+            var("BAK_HEALTHCHECK_URL")["valueFrom"]["secretKeyRef"]["key"],
+            "ping"
+        );
+        assert_eq!(env_of(c, "BAK_NOTIFY_ON").as_deref(), Some("always"));
+        assert_eq!(env_of(c, "BAK_NOTIFY_FORMAT").as_deref(), Some("slack"));
+    }
+    let err = render_err(&format!(
+        "{NAMESPACE_RELEASE}\nnotify:\n  urlSecret: {{name: hooks}}\n"
+    ));
+    assert!(err.contains("key"), "{err}");
+}
+
+/// Issue 9 §2: the central release can run `status -A` on a schedule; only then does its
+/// ClusterRole list PVCs.
+#[test]
+fn chart_status_cronjob_is_opt_in_and_reads_pvcs() {
+    let docs = render("pruner: {enabled: true}\n");
+    assert!(
+        !rules(one(&docs, "ClusterRole", "rel-backup-ns-pruner"))
+            .iter()
+            .any(|r| r.1 == "persistentvolumeclaims"),
+        "no PVC rights by default"
+    );
+    assert_eq!(kind(&docs, "CronJob").len(), 2);
+    let docs = render(
+        "pruner: {enabled: true, status: {enabled: true, maxAge: 30h}}\nmetrics: {pushgateway: \
+         'http://pushgateway.monitoring:9091'}\n",
+    );
+    let rules = rules(one(&docs, "ClusterRole", "rel-backup-ns-pruner"));
+    assert!(rules.contains(&(
+        String::new(),
+        "persistentvolumeclaims".into(),
+        vec!["list".into()]
+    )));
+    let status = one(&docs, "CronJob", "rel-backup-ns-pruner-status");
+    let c = container(status, "status");
+    let args: Vec<&str> = c["args"].as_sequence().unwrap().iter().map(s).collect();
+    assert_eq!(args, ["status", "--all-namespaces"]);
+    assert_eq!(env_of(c, "BAK_STATUS_MAX_AGE").as_deref(), Some("30h"));
+    assert_eq!(
+        env_of(c, "BAK_METRICS_PUSHGATEWAY").as_deref(),
+        Some("http://pushgateway.monitoring:9091")
+    );
+    assert_eq!(status["spec"]["jobTemplate"]["spec"]["backoffLimit"], 0);
+    assert!(render_err("pruner: {enabled: true, status: {maxAge: 2d}}\n").contains("maxAge"));
+}

@@ -233,6 +233,32 @@ same series).
 {{- end }}
 {{- end }}
 
+{{/*
+Notification settings of a backup container (README "Notifications"): the URLs only from
+Secrets, so no token lands in a ConfigMap or the rendered manifest.
+*/}}
+{{- define "backup-ns.notifyEnv" -}}
+{{- $n := .Values.notify }}
+{{- if $n.urlSecret.name }}
+- name: BAK_NOTIFY_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $n.urlSecret.name | quote }}
+      key: {{ $n.urlSecret.key | quote }}
+- name: BAK_NOTIFY_ON
+  value: {{ $n.when | quote }}
+- name: BAK_NOTIFY_FORMAT
+  value: {{ $n.format | quote }}
+{{- end }}
+{{- if $n.healthcheckSecret.name }}
+- name: BAK_HEALTHCHECK_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $n.healthcheckSecret.name | quote }}
+      key: {{ $n.healthcheckSecret.key | quote }}
+{{- end }}
+{{- end }}
+
 {{/* The textfile directory's mount, when enabled. */}}
 {{- define "backup-ns.metricsMount" -}}
 {{- if .Values.metrics.textfile.enabled }}
