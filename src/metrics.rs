@@ -584,6 +584,8 @@ pub async fn push(
     http::send_with(
         ::http::Method::PUT,
         &push_url(base, m),
+        // The grouping key in the path says which push failed; it is no secret.
+        http::Shown::Redacted,
         CONTENT_TYPE,
         m.push_body(),
         timeout,

@@ -6,15 +6,17 @@
 //! healthchecks-style ping also tells them when the run never happened at all (the service
 //! alerts when the success ping stops coming).
 //!
-//! Delivery is best effort and bounded: every request has a timeout, connection errors,
-//! timeouts, 429 and 5xx answers are retried a few times with backoff (other 4xx answers are
+//! Delivery is best effort and bounded: requests go through [`crate::http`] (the Pushgateway's
+//! transport too), every request has a timeout, connection errors, timeouts, 429 and 5xx
+//! answers are retried a few times with backoff ([`Notifier::RETRY`]; other 4xx answers are
 //! not: they will not get better), all targets are sent to concurrently, and the whole of it is
 //! bounded ([`Notifier::bound`]). A notification that cannot be delivered is logged and never
 //! changes the backup's outcome or exit code.
 //!
 //! The URLs are secrets (a webhook's path is its token, a ping URL's UUID lets anyone report
-//! success): [`SecretUrl`] prints only `scheme://host/…`, in `Debug` too, and delivery errors
-//! are scrubbed of the URL before they are logged.
+//! success): [`SecretUrl`] prints only `scheme://host/…`, in `Debug` too, and requests are sent
+//! with [`http::Shown::Origin`], so their errors and log lines show no more than
+//! `scheme://host` and are scrubbed of the path and query, should a server quote them.
 //!
 //! Independent of `create`'s types: the caller fills a [`Notification`].
 
@@ -23,17 +25,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use ::http::{Method, Uri};
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use http::{Method, Request, Uri};
-use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
+
+use crate::http::{self, Retry};
 
 /// The largest body of a healthcheck `/fail` ping (healthchecks.io keeps 100 KB; the error and
 /// some context fit in far less, and a small body is delivered quickly).
@@ -91,12 +90,6 @@ impl SecretUrl {
     /// The whole URL, for the request only.
     pub fn uri(&self) -> &Uri {
         &self.0
-    }
-
-    fn is_https(&self) -> bool {
-        self.0
-            .scheme_str()
-            .is_some_and(|s| s.eq_ignore_ascii_case("https"))
     }
 
     /// `<url>/<suffix>` (no suffix: the URL itself) with `query` appended to its own query:
@@ -494,22 +487,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogTail {
 // ---------------------------------------------------------------------------------------------
 // Delivery
 
-/// How often a request is tried and how long to wait between tries (doubling each time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    pub attempts: u32,
-    pub backoff: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry {
-            attempts: 3,
-            backoff: Duration::from_secs(1),
-        }
-    }
-}
-
 /// What happened to one notification or ping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -533,140 +510,68 @@ struct Message {
     what: String,
     uri: Uri,
     shown: String,
-    https: bool,
     content_type: &'static str,
     body: Bytes,
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-type PlainClient = Client<HttpConnector, Full<Bytes>>;
-
-/// The HTTP clients: plain HTTP always; HTTPS when the system's CA certificates load (the
-/// image is distroless/static, which has them).
-#[derive(Clone)]
-struct Transport {
-    plain: PlainClient,
-    tls: Result<HttpsClient, String>,
-}
-
-impl Transport {
-    fn new() -> Self {
-        let plain = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        let tls = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map(|b| {
-                let connector = b.https_or_http().enable_http1().build();
-                Client::builder(TokioExecutor::new()).build(connector)
-            })
-            .map_err(|e| format!("cannot load the system's CA certificates for https: {e}"));
-        Transport { plain, tls }
-    }
-
-    /// One attempt; `Err((reason, retry))`.
-    async fn send(&self, m: &Message, timeout: Duration) -> Result<(), (String, bool)> {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(m.uri.clone())
-            .header(http::header::CONTENT_TYPE, m.content_type)
-            .header(
-                http::header::USER_AGENT,
-                concat!("backup-ns/", env!("CARGO_PKG_VERSION")),
+/// The reason a delivery failed, as [`Delivery::error`] and the log say it: short, without
+/// the URL (the target is said separately, and the path is a secret).
+fn reason(e: &http::HttpError) -> String {
+    use http::HttpError;
+    match e {
+        HttpError::InvalidUrl { reason, .. } => reason.clone(),
+        HttpError::Timeout { after, .. } => {
+            format!(
+                "no answer within {}",
+                crate::settings::format_duration(*after)
             )
-            .body(Full::new(m.body.clone()))
-            .map_err(|e| (format!("cannot build the request: {e}"), false))?;
-        let response = if m.https {
-            let client = self.tls.as_ref().map_err(|e| (e.clone(), false))?;
-            tokio::time::timeout(timeout, client.request(request)).await
-        } else {
-            tokio::time::timeout(timeout, self.plain.request(request)).await
-        };
-        let status = match response {
-            Err(_) => {
-                return Err((
-                    format!(
-                        "no answer within {}",
-                        crate::settings::format_duration(timeout)
-                    ),
-                    true,
-                ))
+        }
+        HttpError::Transport { error, .. } => format!("request failed: {error}"),
+        HttpError::Status { status, .. } => {
+            let shown = ::http::StatusCode::from_u16(*status)
+                .map_or_else(|_| status.to_string(), |s| s.to_string());
+            if http::retryable_status(*status) {
+                format!("HTTP {shown}")
+            } else {
+                format!("HTTP {shown} (not retried)")
             }
-            Ok(Err(e)) => return Err((format!("request failed: {}", error_chain(&e)), true)),
-            Ok(Ok(response)) => response.status(),
-        };
-        if status.is_success() {
-            Ok(())
-        } else if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS {
-            Err((format!("HTTP {status}"), true))
-        } else {
-            Err((format!("HTTP {status} (not retried)"), false))
         }
     }
 }
 
-/// An error and its sources, `: `-separated.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out += &format!(": {s}");
-        source = s.source();
-    }
-    out
-}
-
-/// Removes the URL's secret part from a message, should an error ever quote it.
-fn scrub(text: &str, uri: &Uri) -> String {
-    let mut out = text.replace(&uri.to_string(), "<url>");
-    if let Some(pq) = uri.path_and_query().map(|pq| pq.as_str()) {
-        if pq.len() > 1 {
-            out = out.replace(pq, "/…");
+/// Sends one message through [`http`], retrying per `retry`; logs the outcome. Errors and log
+/// lines show the URL's origin only ([`http::Shown::Origin`]).
+async fn deliver(retry: Retry, timeout: Duration, m: Message) -> Delivery {
+    let sent = http::send_with(
+        Method::POST,
+        &m.uri.to_string(),
+        http::Shown::Origin,
+        m.content_type,
+        m.body,
+        timeout,
+        retry,
+    )
+    .await;
+    let (attempts, error) = match sent {
+        Ok(reply) => {
+            tracing::info!("{} sent to {}", m.what, m.shown);
+            (reply.attempts, None)
         }
-    }
-    out
-}
-
-/// Sends one message, retrying per `retry`; logs the outcome with the URL redacted.
-async fn deliver(transport: Transport, retry: Retry, timeout: Duration, m: Message) -> Delivery {
-    let attempts = retry.attempts.max(1);
-    let mut backoff = retry.backoff;
-    let mut error = None;
-    let mut tried = 0;
-    for attempt in 1..=attempts {
-        tried = attempt;
-        match transport.send(&m, timeout).await {
-            Ok(()) => {
-                error = None;
-                break;
-            }
-            Err((reason, retryable)) => {
-                let reason = scrub(&reason, &m.uri);
-                tracing::debug!(
-                    target_url = %m.shown,
-                    attempt,
-                    "{} not delivered: {reason}",
-                    m.what
-                );
-                error = Some(reason);
-                if !retryable || attempt == attempts {
-                    break;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
+        Err(e) => {
+            let (attempts, reason) = (e.attempts(), reason(&e));
+            tracing::warn!(
+                "{} to {} not delivered after {attempts} attempt(s): {reason}; the backup's \
+                 outcome is unchanged",
+                m.what,
+                m.shown
+            );
+            (attempts, Some(reason))
         }
-    }
-    match &error {
-        None => tracing::info!("{} sent to {}", m.what, m.shown),
-        Some(reason) => tracing::warn!(
-            "{} to {} not delivered after {tried} attempt(s): {reason}; the backup's outcome is unchanged",
-            m.what,
-            m.shown
-        ),
-    }
+    };
     Delivery {
         what: m.what,
         target: m.shown,
-        attempts: tried,
+        attempts,
         error,
     }
 }
@@ -688,7 +593,6 @@ async fn deliver(transport: Transport, retry: Retry, timeout: Duration, m: Messa
 pub struct Notifier {
     settings: NotifySettings,
     retry: Retry,
-    transport: Option<Transport>,
     /// healthchecks' run id: pairs this run's `/start` with its end, so the service measures
     /// the run's duration even when runs overlap.
     run_id: String,
@@ -703,28 +607,32 @@ impl Notifier {
 
     pub fn new(settings: NotifySettings) -> Self {
         Notifier {
-            transport: (!settings.is_empty()).then(Transport::new),
             settings,
-            retry: Retry::default(),
+            retry: Self::RETRY,
             run_id: run_id(),
             start: None,
         }
     }
 
-    /// Other attempts and backoff than the default 3 and 1s (tests; embedding).
+    /// 3 attempts, 1 s then 2 s apart, a timeout retried too: a notification is the run's only
+    /// report to a person, so a hiccup of the service should not lose it; [`Notifier::bound`]
+    /// keeps the whole short.
+    pub const RETRY: Retry = Retry {
+        attempts: 3,
+        backoff: Duration::from_secs(1),
+        retry_timeouts: true,
+    };
+
+    /// Another retry policy than [`Notifier::RETRY`] (tests; embedding).
     pub fn with_retry(mut self, retry: Retry) -> Self {
         self.retry = retry;
         self
     }
 
     /// The longest one `finish()` (or `start()`) can take: every attempt timing out, with the
-    /// backoff between them, plus a second. Targets are sent to concurrently.
+    /// backoff between them ([`Retry::bound`]), plus a second. Targets are sent to concurrently.
     pub fn bound(&self) -> Duration {
-        let attempts = self.retry.attempts.max(1);
-        let backoffs: Duration = (0..attempts - 1)
-            .map(|i| self.retry.backoff * 2u32.saturating_pow(i))
-            .sum();
-        self.settings.timeout * attempts + backoffs + Duration::from_secs(1)
+        self.retry.bound(self.settings.timeout) + Duration::from_secs(1)
     }
 
     fn message(
@@ -739,7 +647,6 @@ impl Notifier {
             what: what.to_owned(),
             uri,
             shown: url.redacted(),
-            https: url.is_https(),
             content_type,
             body,
         }
@@ -753,7 +660,7 @@ impl Notifier {
     /// delays the backup; [`Notifier::finish`] waits for it first (the order matters to the
     /// service). Needs a Tokio runtime.
     pub fn start(&mut self) {
-        let (Some(transport), Some(url)) = (&self.transport, &self.settings.healthcheck) else {
+        let Some(url) = &self.settings.healthcheck else {
             return;
         };
         let uri = url.ping_uri(Some("start"), Some(&self.rid_query()));
@@ -764,12 +671,7 @@ impl Notifier {
             "text/plain; charset=utf-8",
             Bytes::new(),
         );
-        self.start = Some(tokio::spawn(deliver(
-            transport.clone(),
-            self.retry,
-            self.settings.timeout,
-            m,
-        )));
+        self.start = Some(tokio::spawn(deliver(self.retry, self.settings.timeout, m)));
     }
 
     /// The requests `finish(n)` sends; `true` marks the healthcheck's end ping.
@@ -825,14 +727,14 @@ impl Notifier {
     pub async fn finish(&mut self, n: &Notification) -> Vec<Delivery> {
         // Taken by the end ping (always configured when there is a start ping).
         let mut start = self.start.take();
-        let Some(transport) = &self.transport else {
+        if self.settings.is_empty() {
             return Vec::new();
-        };
+        }
         let deadline = tokio::time::Instant::now() + self.bound();
         let mut tasks = Vec::new();
         for (m, is_ping) in self.finish_messages(n) {
             let (what, shown) = (m.what.clone(), m.shown.clone());
-            let send = deliver(transport.clone(), self.retry, self.settings.timeout, m);
+            let send = deliver(self.retry, self.settings.timeout, m);
             let before = if is_ping { start.take() } else { None };
             let task = tokio::spawn(async move {
                 let mut out = Vec::new();
@@ -1160,13 +1062,25 @@ mod tests {
     }
 
     #[test]
-    fn scrub_removes_the_secret_part() {
-        let u: Uri = format!("https://hooks.example/services/{TOKEN}")
-            .parse()
-            .unwrap();
-        let text = format!("error sending to {u}: path /services/{TOKEN} rejected");
-        let scrubbed = scrub(&text, &u);
-        assert!(!scrubbed.contains("secret"), "{scrubbed}");
+    fn delivery_reasons_are_short_and_say_what_is_not_retried() {
+        use crate::http::HttpError;
+        let status = |status, attempts| HttpError::Status {
+            method: Method::POST,
+            url: "http://h".into(),
+            status,
+            body: "quoted /ping/secret".into(),
+            attempts,
+        };
+        assert_eq!(reason(&status(500, 3)), "HTTP 500 Internal Server Error");
+        assert_eq!(reason(&status(429, 3)), "HTTP 429 Too Many Requests");
+        assert_eq!(reason(&status(404, 1)), "HTTP 404 Not Found (not retried)");
+        let timeout = HttpError::Timeout {
+            method: Method::POST,
+            url: "http://h".into(),
+            after: Duration::from_millis(300),
+            attempts: 3,
+        };
+        assert_eq!(reason(&timeout), "no answer within 300ms");
     }
 
     #[test]

@@ -8,10 +8,7 @@ use prometheus_parse::{Scrape, Value};
 
 use super::*;
 
-#[path = "../../tests/it/http_server.rs"]
-#[allow(dead_code)]
-mod http_server;
-use http_server::{Behaviour, TestServer};
+use crate::http::http_server::{Behaviour, TestServer};
 
 fn parse(text: &str) -> Scrape {
     Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parseable exposition")
@@ -321,6 +318,7 @@ fn sinks(url: &str, timeout: Duration) -> Sinks {
         retry: http::Retry {
             attempts: 3,
             backoff: Duration::from_millis(10),
+            retry_timeouts: false,
         },
     }
 }
@@ -370,6 +368,7 @@ async fn a_500_is_retried_a_bounded_number_of_times_and_reported() {
         http::Retry {
             attempts: 3,
             backoff: Duration::from_millis(10),
+            retry_timeouts: false,
         },
     )
     .await
@@ -435,6 +434,7 @@ async fn a_refused_connection_is_retried_then_reported_with_the_url_redacted() {
         http::Retry {
             attempts: 2,
             backoff: Duration::from_millis(10),
+            retry_timeouts: false,
         },
     )
     .await

@@ -18,6 +18,9 @@ use hyper_util::rt::TokioIo;
 pub enum Behaviour {
     /// This status, empty body.
     Status(u16),
+    /// This status, the body quoting the request's path and query (as servers explaining a
+    /// 404 do).
+    Echo(u16),
     /// Reads the request, never answers.
     Hang,
 }
@@ -83,8 +86,15 @@ impl TestServer {
                                 r.body = body
                                     .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
                                     .unwrap_or_default();
+                                let echo = format!("no such hook: {}", r.path);
                                 recorded.lock().unwrap().push(r);
                                 match behaviour {
+                                    Behaviour::Echo(code) => Ok::<_, Infallible>(
+                                        Response::builder()
+                                            .status(code)
+                                            .body(Full::new(Bytes::from(echo)))
+                                            .unwrap(),
+                                    ),
                                     Behaviour::Status(code) => Ok::<_, Infallible>(
                                         Response::builder()
                                             .status(code)

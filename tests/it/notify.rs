@@ -9,9 +9,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::http_server::{Behaviour, TestServer};
+use backup_ns::http::Retry;
 use backup_ns::notify::{
     DumpInfo, LogTail, Notification, Notifier, NotifyFormat, NotifyOn, NotifySettings, Outcome,
-    PhaseTime, Retry, SecretUrl,
+    PhaseTime, SecretUrl,
 };
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
@@ -122,10 +124,11 @@ impl Server {
     }
 }
 
+/// [`Notifier::RETRY`] with short pauses.
 fn fast() -> Retry {
     Retry {
-        attempts: 3,
         backoff: Duration::from_millis(20),
+        ..Notifier::RETRY
     }
 }
 
@@ -264,6 +267,36 @@ async fn a_server_answering_500_is_retried_a_bounded_number_of_times_then_given_
         !logs.contains(TOKEN),
         "the URL's secret reached the log:\n{logs}"
     );
+}
+
+#[tokio::test]
+async fn no_error_or_log_line_of_a_failed_delivery_shows_the_path_even_when_the_server_quotes_it() {
+    // Both answer with a body quoting the request's path and query, token and all.
+    let webhook = TestServer::start(Behaviour::Echo(503));
+    let ping = TestServer::start(Behaviour::Echo(404));
+    let mut notifier = Notifier::new(NotifySettings {
+        urls: vec![
+            SecretUrl::parse(&format!("{}/services/{TOKEN}?t={TOKEN}", webhook.url)).unwrap(),
+        ],
+        healthcheck: Some(SecretUrl::parse(&format!("{}/ping/{TOKEN}", ping.url)).unwrap()),
+        ..NotifySettings::default()
+    })
+    .with_retry(fast());
+    notifier.start();
+    let (deliveries, logs) = logged(notifier.finish(&run(Outcome::Failure))).await;
+    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+    assert!(deliveries.iter().all(|d| !d.delivered()), "{deliveries:?}");
+    assert_eq!(webhook.requests().len(), 3);
+    assert!(webhook.requests()[0].path.contains(TOKEN));
+    // The retries are logged (by the HTTP layer, with the answer's body), showing the origin.
+    assert!(
+        logs.contains(&format!("POST {}: HTTP 503: no such hook: /…", webhook.url)),
+        "{logs}"
+    );
+    let reported = format!("{deliveries:?}");
+    for shown in [&logs, &reported] {
+        assert!(!shown.contains(TOKEN), "the URL's secret got out:\n{shown}");
+    }
 }
 
 #[tokio::test]
