@@ -127,7 +127,7 @@ pub enum Command {
     Adhoc(AdhocArgs),
     /// Restore from a snapshot: `restore pvc SNAPSHOT --to NEW_PVC` (the original's
     /// `restore SNAPSHOT -p NEW_PVC` still works and does the same).
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
 }
 
 /// `adhoc --from-cronjob NAME`.
