@@ -22,7 +22,7 @@ release() { # namespace, then the one backups entry as YAML lines
   printf 'timeZone: Etc/UTC\nbackups:\n' >"$values"
   printf '  %s\n' "$@" >>"$values"
   "$HELM" upgrade --install backup-ns charts/backup-ns -n "$ns" --wait \
-    --set image.tag="$TAG" --set rbac.adhoc=true -f "$values"
+    --set image.tag="$TAG" --set rbac.adhoc=true --set rbac.restore=true -f "$values"
 }
 values=$(mktemp)
 trap 'rm -f "$values"' EXIT

@@ -125,6 +125,9 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Start a backup now: a Job from a backup CronJob's template, labelled `type=adhoc`.
     Adhoc(AdhocArgs),
+    /// Restore from a snapshot: `restore pvc SNAPSHOT --to NEW_PVC` (the original's
+    /// `restore SNAPSHOT -p NEW_PVC` still works and does the same).
+    Restore(Box<RestoreArgs>),
 }
 
 /// `adhoc --from-cronjob NAME`.
@@ -486,4 +489,88 @@ pub struct CreateArgs {
     /// Timeout of one notification request, with a unit (default 10s).
     #[arg(long = "notify-timeout", env = "BAK_NOTIFY_TIMEOUT")]
     pub notify_timeout: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// restore
+
+/// `restore`: a kind of restore as a subcommand, or the original's `restore SNAPSHOT -p NEW`.
+#[derive(Debug, Default, Clone, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    override_usage = "backup-ns restore pvc [SNAPSHOT|latest] --to NEW_PVC [OPTIONS]\n       \
+                      backup-ns restore SNAPSHOT -p NEW_PVC [OPTIONS]   (the original's syntax)",
+    after_help = "`restore SNAPSHOT -p NEW_PVC` is the original's syntax for \
+                  `restore pvc SNAPSHOT --to NEW_PVC`; for `latest` or --before use `restore pvc`."
+)]
+pub struct RestoreArgs {
+    #[command(subcommand)]
+    pub command: Option<RestoreCommand>,
+    /// The original's form: the VolumeSnapshot to restore.
+    pub snapshot: Option<String>,
+    /// The original's form: the new PVC to create (no variable: `BAK_PVC_NAME` names the
+    /// snapshotted PVC everywhere else).
+    #[arg(short = 'p', long = "pvc")]
+    pub new_pvc: Option<String>,
+    #[command(flatten)]
+    pub common: RestorePvcCommon,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum RestoreCommand {
+    /// A new PVC whose dataSource is the snapshot (storage class, access modes, volumeMode and
+    /// size from the snapshotted PVC when it still exists).
+    Pvc(RestorePvcArgs),
+}
+
+/// `restore pvc`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct RestorePvcArgs {
+    /// The VolumeSnapshot: a name, or `latest` (the newest ready snapshot of --pvc).
+    pub snapshot: Option<String>,
+    /// The PVC to create; it must not exist.
+    #[arg(long = "to", env = "BAK_RESTORE_TO")]
+    pub to: Option<String>,
+    /// The snapshotted PVC whose snapshots `latest` and --before choose from.
+    #[arg(long, env = "BAK_PVC_NAME")]
+    pub pvc: Option<String>,
+    /// The newest ready snapshot of --pvc taken before this time (RFC 3339, or a date:
+    /// midnight starting it in --tz).
+    #[arg(long, env = "BAK_RESTORE_BEFORE")]
+    pub before: Option<String>,
+    /// Time zone of a --before date (IANA name; default: `TZ`, else UTC).
+    #[arg(long = "tz", env = "BAK_TZ")]
+    pub tz: Option<String>,
+    #[command(flatten)]
+    pub common: RestorePvcCommon,
+}
+
+/// Flags of both forms of `restore pvc`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct RestorePvcCommon {
+    /// Namespace of the snapshot and the new PVC (default: the kube context's).
+    #[arg(short = 'n', long, env = "BAK_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// StorageClass of the new PVC (default: the snapshotted PVC's, else the cluster default).
+    #[arg(long, env = "BAK_RESTORE_STORAGE_CLASS")]
+    pub storage_class: Option<String>,
+    /// Access modes of the new PVC, comma-separated (default: the snapshotted PVC's, else
+    /// ReadWriteOnce).
+    #[arg(long, env = "BAK_RESTORE_ACCESS_MODE")]
+    pub access_mode: Option<String>,
+    /// Size of the new PVC, a quantity such as 20Gi (default: the larger of the snapshot's
+    /// restoreSize and the snapshotted PVC's request; never smaller than restoreSize).
+    #[arg(long, env = "BAK_RESTORE_SIZE")]
+    pub size: Option<String>,
+    /// Wait until the PVC is Bound (a WaitForFirstConsumer class binds when a pod uses it).
+    #[arg(long, env = "BAK_RESTORE_WAIT", num_args = 0..=1, default_missing_value = "true")]
+    pub wait: Option<String>,
+    /// How long --wait waits, with a unit.
+    #[arg(long, env = "BAK_RESTORE_TIMEOUT")]
+    pub timeout: Option<String>,
+    /// Print the PVC that would be created; create nothing.
+    #[arg(long, env = "BAK_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }

@@ -56,6 +56,9 @@ pub const VERIFIED: &str = key!("verified");
 /// `YYYY-MM-DD`: the day a verification of this snapshot last failed. Written by the future
 /// `verify` command, like [`VERIFIED`].
 pub const VERIFY_FAILED: &str = key!("verify-failed");
+/// On a PVC made by `restore pvc`: the snapshot it was restored from (label when the name fits
+/// a label value, annotation always), so `kubectl get pvc -l backup-ns.sh/restored-from` finds it.
+pub const RESTORED_FROM: &str = key!("restored-from");
 
 /// A value that is not one of an enum's label values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

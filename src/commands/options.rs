@@ -522,3 +522,165 @@ mod tests {
         assert!(o.yes && !o.dry_run);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// restore pvc
+
+/// Options of `restore pvc` (and of the original's `restore SNAPSHOT -p NEW_PVC`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreOptions {
+    pub choice: super::restore::SnapshotChoice,
+    /// `--pvc`: whose snapshots `latest` and `--before` choose from.
+    pub source_pvc: Option<String>,
+    /// The PVC to create.
+    pub to: String,
+    /// `None`: the kube context's namespace.
+    pub namespace: Option<String>,
+    pub overrides: super::restore::Overrides,
+    pub wait: bool,
+    pub timeout: std::time::Duration,
+    pub dry_run: bool,
+    pub qps: f64,
+}
+
+impl RestoreOptions {
+    /// Every argument checked before any request; `tz_env` is `TZ` (for a `--before` date).
+    pub fn from_args(a: &crate::cli::RestoreArgs, tz_env: Option<&str>) -> Result<RestoreOptions> {
+        use super::restore::SnapshotChoice;
+        use crate::cli::RestoreCommand;
+        use crate::Error;
+        let (choice, source_pvc, to, common) = match &a.command {
+            Some(RestoreCommand::Pvc(p)) => {
+                let to_raw = Raw::opt("BAK_RESTORE_TO", &p.to);
+                let to = to_raw.get()?.ok_or_else(|| {
+                    to_raw.err(
+                        "",
+                        "required: the name of the PVC to create, e.g. --to data-restored",
+                    )
+                })?;
+                labels::validate_dns1123_subdomain(&to_raw.name(), to)?;
+                let pvc_raw = Raw::opt("BAK_PVC_NAME", &p.pvc);
+                let source_pvc = pvc_raw.get()?.map(str::to_owned);
+                if let Some(s) = &source_pvc {
+                    labels::validate_label_value(&pvc_raw.name(), s)?;
+                }
+                let before_raw = Raw::opt("BAK_RESTORE_BEFORE", &p.before);
+                let before = match before_raw.get()? {
+                    None => None,
+                    Some(v) => {
+                        let tz = tz(&p.tz, tz_env)?;
+                        Some(
+                            super::restore::parse_before(v, tz)
+                                .map_err(|reason| before_raw.err(v, reason))?,
+                        )
+                    }
+                };
+                let choice = match (p.snapshot.as_deref(), before) {
+                    (Some(s), Some(_)) => {
+                        return Err(Error::config(
+                            "SNAPSHOT",
+                            s,
+                            "give a snapshot name, `latest` or --before (BAK_RESTORE_BEFORE), \
+                             not both",
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(Error::config(
+                            "SNAPSHOT",
+                            "",
+                            "required: a VolumeSnapshot name, `latest` (with --pvc) or \
+                             --before TIME (with --pvc)",
+                        ))
+                    }
+                    (None, Some(t)) => SnapshotChoice::Before(t),
+                    (Some(super::restore::LATEST), None) => SnapshotChoice::Latest,
+                    (Some(s), None) => {
+                        labels::validate_dns1123_subdomain("SNAPSHOT", s)?;
+                        SnapshotChoice::Name(s.to_owned())
+                    }
+                };
+                if !matches!(choice, SnapshotChoice::Name(_)) && source_pvc.is_none() {
+                    let what = if matches!(choice, SnapshotChoice::Latest) {
+                        "latest"
+                    } else {
+                        "--before"
+                    };
+                    return Err(pvc_raw.err(
+                        "",
+                        format!("required with {what}: the PVC whose snapshots to choose from"),
+                    ));
+                }
+                (choice, source_pvc, to.to_owned(), &p.common)
+            }
+            None => {
+                let Some(snapshot) = a.snapshot.as_deref() else {
+                    return Err(Error::config(
+                        "SNAPSHOT",
+                        "",
+                        "say what to restore: `backup-ns restore pvc SNAPSHOT --to NEW_PVC` \
+                         (or the original's `backup-ns restore SNAPSHOT -p NEW_PVC`)",
+                    ));
+                };
+                if snapshot == super::restore::LATEST {
+                    return Err(Error::config(
+                        "SNAPSHOT",
+                        snapshot,
+                        "the original's `restore SNAPSHOT -p NEW_PVC` takes a snapshot name; for \
+                         the newest one use `restore pvc latest --pvc SNAPSHOTTED_PVC --to NEW_PVC`",
+                    ));
+                }
+                labels::validate_dns1123_subdomain("SNAPSHOT", snapshot)?;
+                let to = a.new_pvc.as_deref().ok_or_else(|| {
+                    Error::config("-p (--pvc, the new PVC)", "", "required: the PVC to create")
+                })?;
+                labels::validate_dns1123_subdomain("-p (--pvc, the new PVC)", to)?;
+                (
+                    SnapshotChoice::Name(snapshot.to_owned()),
+                    None,
+                    to.to_owned(),
+                    &a.common,
+                )
+            }
+        };
+        let size_raw = Raw::opt("BAK_RESTORE_SIZE", &common.size);
+        let size = match size_raw.get()? {
+            None => None,
+            Some(v) => Some(
+                super::restore::Size::parse(v)
+                    .ok_or_else(|| size_raw.err(v, "expected a quantity such as 20Gi or 500M"))?,
+            ),
+        };
+        let class_raw = Raw::opt("BAK_RESTORE_STORAGE_CLASS", &common.storage_class);
+        let storage_class = class_raw.get()?.map(str::to_owned);
+        if let Some(c) = &storage_class {
+            labels::validate_dns1123_subdomain(&class_raw.name(), c)?;
+        }
+        let modes_raw = Raw::opt("BAK_RESTORE_ACCESS_MODE", &common.access_mode);
+        let access_modes = match modes_raw.get()? {
+            None => None,
+            Some(v) => Some(
+                super::restore::parse_access_modes(v).map_err(|reason| modes_raw.err(v, reason))?,
+            ),
+        };
+        let timeout_raw = Raw::opt("BAK_RESTORE_TIMEOUT", &common.timeout);
+        let timeout = timeout_raw.duration_or("5m")?;
+        if timeout.is_zero() {
+            return Err(timeout_raw.err("0", "must be greater than zero, e.g. 5m"));
+        }
+        Ok(RestoreOptions {
+            choice,
+            source_pvc,
+            to,
+            namespace: Raw::opt("BAK_NAMESPACE", &common.namespace).namespace()?,
+            overrides: super::restore::Overrides {
+                storage_class,
+                access_modes,
+                size,
+            },
+            wait: Raw::opt("BAK_RESTORE_WAIT", &common.wait).bool()?,
+            timeout,
+            dry_run: dry_run(&common.dry_run)?,
+            qps: qps(&common.api)?,
+        })
+    }
+}

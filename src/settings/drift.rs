@@ -38,16 +38,23 @@ fn clap_args() -> BTreeSet<(String, String, String, Option<char>)> {
     for arg in cli.get_arguments().filter(|a| a.is_global_set()) {
         add("", arg);
     }
-    let mut stack: Vec<&clap::Command> = cli.get_subcommands().collect();
-    while let Some(sub) = stack.pop() {
+    // Nested subcommands as `parent child` (`restore pvc`), except the original's alias.
+    let mut stack: Vec<(String, &clap::Command)> = cli
+        .get_subcommands()
+        .map(|s| (s.get_name().to_owned(), s))
+        .collect();
+    while let Some((name, sub)) = stack.pop() {
         let name = match sub.get_name() {
-            "syncMetadataToVsc" => "sync-labels",
-            other => other,
+            "syncMetadataToVsc" => "sync-labels".to_owned(),
+            _ => name,
         };
         for arg in sub.get_arguments().filter(|a| !a.is_global_set()) {
-            add(name, arg);
+            add(&name, arg);
         }
-        stack.extend(sub.get_subcommands());
+        stack.extend(
+            sub.get_subcommands()
+                .map(|s| (format!("{name} {}", s.get_name()), s)),
+        );
     }
     out
 }

@@ -632,7 +632,11 @@ const ALL_LIFECYCLE: &[&str] = &[
     "list",
     "status",
     "delete",
+    "restore",
+    "restore pvc",
 ];
+/// `restore pvc` and the original's `restore SNAPSHOT -p NEW_PVC`: the same flags.
+const RESTORE_PVC: &[&str] = &["restore", "restore pvc"];
 
 /// The flags of the lifecycle commands (and `adhoc`), in the order the README lists them. A
 /// variable can be here and in [`SETTINGS`]: `BAK_NAMESPACE` means the same namespace, but
@@ -654,6 +658,8 @@ pub const OPTIONS: &[SettingSpec] = &[
         "status",
         "delete",
         "adhoc",
+        "restore",
+        "restore pvc",
     ])
     .doc("only this namespace"),
     row("BAK_ALL_NAMESPACES", "all-namespaces", BOOL, Value("false"))
@@ -667,6 +673,8 @@ pub const OPTIONS: &[SettingSpec] = &[
             "mark-and-delete",
             "sync-labels",
             "delete",
+            "restore",
+            "restore pvc",
         ])
         .chart(&[always("pruner.dryRun")])
         .doc("print the plan; change nothing"),
@@ -731,8 +739,8 @@ pub const OPTIONS: &[SettingSpec] = &[
     .doc("also delete the newest ready snapshot of a PVC once due"),
     row("BAK_TZ", "tz", Kind::TimeZone, Computed("`TZ`, else UTC"))
         .empty(Empty::Default)
-        .commands(&["prune", "retain", "mark-and-delete", "list"])
-        .doc("time zone of \"today\" and of the dates shown"),
+        .commands(&["prune", "retain", "mark-and-delete", "list", "restore pvc"])
+        .doc("time zone of \"today\", of the dates shown and of a `--before` date"),
     row(
         "BAK_API_QPS",
         "qps",
@@ -750,8 +758,11 @@ pub const OPTIONS: &[SettingSpec] = &[
         Kind::LabelValue,
         Computed("all PVCs"),
     )
-    .commands(&["list", "status"])
-    .doc("only snapshots of this PVC (`status`: listed even without backups)"),
+    .commands(&["list", "status", "restore pvc"])
+    .doc(
+        "only snapshots of this PVC (`status`: listed even without backups; `restore pvc`: \
+         where `latest` and `--before` choose)",
+    ),
     row("BAK_LIST_DAILY", "daily", BOOL, Value("false"))
         .commands(&["list"])
         .doc("only snapshots with a daily label (class flags combine with \"or\")"),
@@ -793,6 +804,55 @@ pub const OPTIONS: &[SettingSpec] = &[
     row("BAK_ADHOC_TIMEOUT", "timeout", TIMEOUT, Value("1h"))
         .commands(&["adhoc"])
         .doc("how long `--wait` waits; the Job keeps running"),
+    // `restore pvc` (and the original's `restore SNAPSHOT -p NEW_PVC`, whose `-p` has no
+    // variable: `BAK_PVC_NAME` names the snapshotted PVC everywhere else).
+    row("BAK_RESTORE_TO", "to", Kind::Dns1123Subdomain, Required)
+        .commands(&["restore pvc"])
+        .doc("the PVC to create from the snapshot; must not exist"),
+    row(
+        "BAK_RESTORE_BEFORE",
+        "before",
+        Kind::LabelValue,
+        Computed("none"),
+    )
+    .commands(&["restore pvc"])
+    .doc("restore the newest ready snapshot of `--pvc` taken before this RFC 3339 time or date"),
+    row(
+        "BAK_RESTORE_STORAGE_CLASS",
+        "storage-class",
+        Kind::Dns1123Subdomain,
+        Computed("the snapshotted PVC's, else the cluster default"),
+    )
+    .empty(Empty::Default)
+    .commands(RESTORE_PVC)
+    .doc("StorageClass of the new PVC"),
+    row(
+        "BAK_RESTORE_ACCESS_MODE",
+        "access-mode",
+        Kind::Enum(&[
+            "ReadWriteOnce",
+            "ReadOnlyMany",
+            "ReadWriteMany",
+            "ReadWriteOncePod",
+        ]),
+        Computed("the snapshotted PVC's, else `ReadWriteOnce`"),
+    )
+    .commands(RESTORE_PVC)
+    .doc("access modes of the new PVC, comma-separated"),
+    row(
+        "BAK_RESTORE_SIZE",
+        "size",
+        Kind::LabelValue,
+        Computed("max(restoreSize, the snapshotted PVC's request)"),
+    )
+    .commands(RESTORE_PVC)
+    .doc("size of the new PVC (e.g. `20Gi`); never smaller than the snapshot's restoreSize"),
+    row("BAK_RESTORE_WAIT", "wait", BOOL, Value("false"))
+        .commands(RESTORE_PVC)
+        .doc("wait until the PVC is Bound (`WaitForFirstConsumer`: says so and stops)"),
+    row("BAK_RESTORE_TIMEOUT", "timeout", TIMEOUT, Value("5m"))
+        .commands(RESTORE_PVC)
+        .doc("how long `--wait` waits; the PVC stays"),
 ];
 
 /// The row of a `create` setting or global flag.

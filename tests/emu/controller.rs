@@ -243,6 +243,9 @@ pub enum Work {
         snapshot: (String, String, String),
         after: Duration,
     },
+    /// Provision and bind a PVC created through the API (namespace, name, uid), due after the
+    /// global delay; see [`super::provisioner`].
+    Provision(String, String, String),
 }
 
 fn vs_type() -> &'static ResourceType {
@@ -259,6 +262,15 @@ pub fn created(shared: &Shared, rt: &ResourceType, obj: &Value) {
     let _ = shared
         .controller
         .send(Work::Reconcile(s("namespace"), s("name"), s("uid")));
+}
+
+/// Called after a PVC was created through the API: queues its provisioning.
+pub fn provision(shared: &Shared, obj: &Value) {
+    let m = &obj["metadata"];
+    let s = |f: &str| m[f].as_str().unwrap_or_default().to_string();
+    let _ = shared
+        .controller
+        .send(Work::Provision(s("namespace"), s("name"), s("uid")));
 }
 
 /// Called after every delete, under the store lock, with the hold decided beforehand
@@ -379,7 +391,7 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Work>) {
             work = rx.recv() => {
                 let Some(work) = work else { return };
                 let delay = match &work {
-                    Work::Reconcile(..) => lock(&shared.snapshots).ready_after,
+                    Work::Reconcile(..) | Work::Provision(..) => lock(&shared.snapshots).ready_after,
                     Work::Ready { after, .. } | Work::Release { after, .. } => *after,
                 };
                 queue.push(Instant::now() + delay, work);
@@ -406,6 +418,13 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Work>) {
                     }
                     Work::Release { snapshot: (ns, name, uid), .. } => {
                         finish_deletion(&mut lock(&shared.store), &ns, &name, Some(&uid));
+                    }
+                    Work::Provision(ns, name, uid) => {
+                        let retry = lock(&shared.snapshots).ready_after.max(Duration::from_millis(50));
+                        let next = super::provisioner::reconcile(&mut lock(&shared.store), (&ns, &name, &uid));
+                        if let super::provisioner::Next::Retry = next {
+                            queue.push(Instant::now() + retry, Work::Provision(ns, name, uid));
+                        }
                     }
                 }
             }

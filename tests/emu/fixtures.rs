@@ -240,3 +240,21 @@ pub fn volume_snapshot(ns: &str, name: &str, pvc: &str, labels_: &[(&str, &str)]
         "spec": { "source": { "persistentVolumeClaimName": pvc } },
     })
 }
+
+/// A StorageClass of the emulated provisioner; `binding_mode` is `Immediate` or
+/// `WaitForFirstConsumer`; `default` adds the is-default-class annotation.
+pub fn storage_class(name: &str, binding_mode: &str, default: bool) -> Value {
+    let mut class = json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": { "name": name },
+        "provisioner": "emu.csi.k8s.io",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": binding_mode,
+    });
+    if default {
+        class["metadata"]["annotations"] =
+            json!({ "storageclass.kubernetes.io/is-default-class": "true" });
+    }
+    class
+}

@@ -60,6 +60,7 @@ mod faults;
 pub mod fixtures;
 mod log;
 mod patch;
+mod provisioner;
 mod resources;
 mod router;
 mod selectors;
@@ -115,9 +116,30 @@ impl Shared {
         origin: Origin,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let obj = lock(&self.store).create(rt, obj, ns, origin, dry_run)?;
+        let provision = provisioner::provisions(rt, origin);
+        let obj = {
+            let mut store = lock(&self.store);
+            let obj = if provision {
+                provisioner::admit(&store, obj)?
+            } else {
+                obj
+            };
+            let obj = store.create(rt, obj, ns, origin, dry_run)?;
+            if provision && !dry_run {
+                let m = &obj["metadata"];
+                provisioner::created(
+                    &mut store,
+                    m["namespace"].as_str().unwrap_or_default(),
+                    m["name"].as_str().unwrap_or_default(),
+                );
+            }
+            obj
+        };
         if !dry_run {
             controller::created(self, rt, &obj);
+            if provision {
+                controller::provision(self, &obj);
+            }
         }
         Ok(obj)
     }

@@ -88,6 +88,14 @@ pub static RESOURCES: &[ResourceType] = &[
         false,
         false,
     ),
+    rt(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "StorageClass",
+        false,
+        false,
+    ),
 ];
 
 impl ResourceType {

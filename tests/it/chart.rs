@@ -245,6 +245,46 @@ fn chart_namespace_release_role_is_exactly_what_create_needs() {
 }
 
 #[test]
+fn chart_rbac_restore_is_a_role_of_its_own_with_what_restore_pvc_needs() {
+    // Off by default: nothing that can create a volume.
+    let docs = render(NAMESPACE_RELEASE);
+    assert!(kind(&docs, "Role")
+        .iter()
+        .all(|r| r["metadata"]["name"] != "rel-backup-ns-restore"));
+    let default_role = rules(one(&docs, "Role", "rel-backup-ns"));
+
+    let docs = render(&format!("{NAMESPACE_RELEASE}\nrbac: {{restore: true}}\n"));
+    // The CronJob's Role is unchanged.
+    assert_eq!(rules(one(&docs, "Role", "rel-backup-ns")), default_role);
+    assert_eq!(
+        rules(one(&docs, "Role", "rel-backup-ns-restore")),
+        vec![
+            triple("", "events", &["list"]),
+            triple("", "persistentvolumeclaims", &["create", "get"]),
+            triple(
+                "snapshot.storage.k8s.io",
+                "volumesnapshots",
+                &["get", "list"]
+            ),
+        ]
+    );
+    let binding = one(&docs, "RoleBinding", "rel-backup-ns-restore");
+    assert_eq!(binding["roleRef"]["name"], "rel-backup-ns-restore");
+    assert_eq!(binding["subjects"][0]["name"], "rel-backup-ns");
+    // Storage classes are cluster-scoped; the name carries the namespace (one per release).
+    assert_eq!(
+        rules(one(&docs, "ClusterRole", "rel-backup-ns-shop-restore")),
+        vec![triple("storage.k8s.io", "storageclasses", &["get"])]
+    );
+    let cluster_binding = one(&docs, "ClusterRoleBinding", "rel-backup-ns-shop-restore");
+    assert_eq!(cluster_binding["subjects"][0]["namespace"], "shop");
+    assert!(render_err(&format!(
+        "{NAMESPACE_RELEASE}\nrbac: {{restore: yes-please}}\n"
+    ))
+    .contains("restore"));
+}
+
+#[test]
 fn chart_one_cronjob_per_target_with_schedule_and_time_zone() {
     let docs = render(NAMESPACE_RELEASE);
     let mut names: Vec<_> = kind(&docs, "CronJob")
