@@ -21,6 +21,7 @@ pub mod mark_and_delete;
 pub mod options;
 pub mod prune;
 pub mod ratelimit;
+pub mod rebind;
 pub mod retain;
 pub mod status;
 pub mod sync_labels;
@@ -65,6 +66,7 @@ async fn dispatch(command: Command, global: &GlobalArgs) -> ExitStatus {
             Ok(output) => adhoc::main(&args, output).await,
             Err(e) => report_error(&e),
         },
+        Command::Rebind(args) => rebind::main(&args, global.output).await,
         Command::Controller(c) => match c.command {
             ControllerCommand::SyncMetadataToVsc(args) => {
                 sync_labels::main(&args, global.output).await

@@ -632,6 +632,7 @@ const ALL_LIFECYCLE: &[&str] = &[
     "list",
     "status",
     "delete",
+    "rebind",
 ];
 
 /// The flags of the lifecycle commands (and `adhoc`), in the order the README lists them. A
@@ -642,7 +643,7 @@ pub const OPTIONS: &[SettingSpec] = &[
         "BAK_NAMESPACE",
         "namespace",
         Kind::Dns1123Label,
-        Computed("all namespaces (`list`, `status`, `delete`, `adhoc`: the context's)"),
+        Computed("all namespaces (`list`, `status`, `delete`, `adhoc`, `rebind`: the context's)"),
     )
     .short('n')
     .commands(&[
@@ -654,8 +655,9 @@ pub const OPTIONS: &[SettingSpec] = &[
         "status",
         "delete",
         "adhoc",
+        "rebind",
     ])
-    .doc("only this namespace"),
+    .doc("only this namespace (`rebind`: of the new snapshot)"),
     row("BAK_ALL_NAMESPACES", "all-namespaces", BOOL, Value("false"))
         .short('A')
         .commands(LIFECYCLE_SCOPED)
@@ -667,6 +669,7 @@ pub const OPTIONS: &[SettingSpec] = &[
             "mark-and-delete",
             "sync-labels",
             "delete",
+            "rebind",
         ])
         .chart(&[always("pruner.dryRun")])
         .doc("print the plan; change nothing"),
@@ -777,7 +780,7 @@ pub const OPTIONS: &[SettingSpec] = &[
     .doc("a PVC whose newest ready backup is older is stale (exit code 1)"),
     row("BAK_YES", "yes", BOOL, Value("false"))
         .short('y')
-        .commands(&["delete"])
+        .commands(&["delete", "rebind"])
         .doc("do not ask; required when stdin is not a terminal"),
     row(
         "BAK_ADHOC_FROM_CRONJOB",
@@ -793,6 +796,29 @@ pub const OPTIONS: &[SettingSpec] = &[
     row("BAK_ADHOC_TIMEOUT", "timeout", TIMEOUT, Value("1h"))
         .commands(&["adhoc"])
         .doc("how long `--wait` waits; the Job keeps running"),
+    // --- rebind and `list --orphans` ---
+    row("BAK_LIST_ORPHANS", "orphans", BOOL, Value("false"))
+        .commands(&["list"])
+        .doc("list contents whose snapshot is gone (cluster-wide; `-n`: of that namespace)"),
+    row(
+        "BAK_REBIND_NAME",
+        "name",
+        Kind::Dns1123Subdomain,
+        Computed("the gone snapshot's name"),
+    )
+    .commands(&["rebind"])
+    .doc("name of the new VolumeSnapshot"),
+    row(
+        "BAK_REBIND_DELETION_POLICY",
+        "deletion-policy",
+        Kind::Enum(&["Retain", "Delete"]),
+        Value("Retain"),
+    )
+    .commands(&["rebind"])
+    .doc(
+        "`deletionPolicy` of the new content (`Delete`: deleting the new snapshot deletes the \
+         stored data, which the old content also points to)",
+    ),
 ];
 
 /// The row of a `create` setting or global flag.
