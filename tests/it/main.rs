@@ -19,6 +19,7 @@ mod http_server;
 mod lifecycle;
 mod metrics;
 mod notify;
+mod rebind;
 mod settings;
 mod status;
 #[path = "../support/mod.rs"]
