@@ -182,7 +182,8 @@ async fn e2e_rebind_an_orphaned_retain_content_into_a_new_snapshot() {
         assert!(rebound.labels().contains_key("backup-ns.sh/pin"));
     };
     let cleanup = async {
-        if let Some(old) = old_content.lock().unwrap().clone() {
+        let old = old_content.lock().unwrap().clone();
+        if let Some(old) = old {
             set_policy(&contents, &old, "Retain").await;
             let _ = contents.delete(&old, &DeleteParams::default()).await;
         }
