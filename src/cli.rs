@@ -128,6 +128,36 @@ pub enum Command {
     /// Restore from a snapshot: `restore pvc SNAPSHOT --to NEW_PVC` (the original's
     /// `restore SNAPSHOT -p NEW_PVC` still works and does the same).
     Restore(Box<RestoreArgs>),
+    /// Make a VolumeSnapshotContent left behind (`deletionPolicy: Retain`, its snapshot gone)
+    /// usable again: a new pre-provisioned content + VolumeSnapshot pair in `-n NS`, with the
+    /// backup-ns labels restored. The old content is left as it is. See `list --orphans`.
+    #[command(alias = "rebindVsc")]
+    Rebind(RebindArgs),
+}
+
+/// `rebind CONTENT` (the original's `rebindVsc`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct RebindArgs {
+    /// The orphaned VolumeSnapshotContent (see `backup-ns list --orphans`).
+    pub content: String,
+    /// Namespace of the new VolumeSnapshot (default: the kube context's).
+    #[arg(short = 'n', long, env = "BAK_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of the new VolumeSnapshot (default: the name of the snapshot that is gone).
+    #[arg(long, env = "BAK_REBIND_NAME")]
+    pub name: Option<String>,
+    /// deletionPolicy of the new content: Retain (default) or Delete (deleting the new snapshot
+    /// then deletes the stored data, which the old content also points to).
+    #[arg(long, env = "BAK_REBIND_DELETION_POLICY")]
+    pub deletion_policy: Option<String>,
+    /// Do not ask; required when stdin is not a terminal.
+    #[arg(short = 'y', long, env = "BAK_YES", num_args = 0..=1, default_missing_value = "true")]
+    pub yes: Option<String>,
+    /// Print the objects that would be created; create nothing.
+    #[arg(long, env = "BAK_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// `adhoc --from-cronjob NAME`.
@@ -258,6 +288,10 @@ pub struct ListArgs {
     pub tz: Option<String>,
     #[command(flatten)]
     pub api: ApiArgs,
+    /// List VolumeSnapshotContents whose snapshot is gone (cluster-wide; `-n`: those whose
+    /// snapshot was in that namespace), the candidates of `backup-ns rebind`.
+    #[arg(long, env = "BAK_LIST_ORPHANS", num_args = 0..=1, default_missing_value = "true")]
+    pub orphans: Option<String>,
 }
 
 /// `status`.

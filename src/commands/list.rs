@@ -249,6 +249,11 @@ pub async fn main(args: &ListArgs, output: Output) -> ExitStatus {
         Ok(o) => o,
         Err(e) => return report_error(&e),
     };
+    match super::options::list_orphans(args) {
+        Ok(true) => return list_orphans(&opts, output).await,
+        Ok(false) => {}
+        Err(e) => return report_error(&e),
+    }
     let (client, context_ns) = match super::client(false).await {
         Ok(c) => c,
         Err(e) => {
@@ -299,6 +304,89 @@ pub async fn main(args: &ListArgs, output: Output) -> ExitStatus {
                 scope == Scope::All,
                 output == Output::Wide
             )
+        ),
+    }
+    ExitStatus::Success
+}
+
+/// `list --orphans`: VolumeSnapshotContents whose snapshot is gone (see [`super::rebind`]).
+///
+/// One paged LIST of contents (cluster-scoped) and one of snapshots (all namespaces, or the one
+/// `-n` names; no selector: a content can belong to any snapshot), never a GET per content.
+/// Without `-n` every namespace is looked at: the namespace of an orphan is often gone, so the
+/// kube context's would hide it. `--pvc` and the class and type flags filter on the labels
+/// `sync-labels` copied to the contents.
+async fn list_orphans(opts: &ListOptions, output: Output) -> ExitStatus {
+    let (client, _) = match super::client(false).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitStatus::Failure;
+        }
+    };
+    let scope = match (&opts.namespace, opts.all_namespaces) {
+        (Some(ns), false) => Scope::Namespace(ns.clone()),
+        _ => Scope::All,
+    };
+    let requests = Requests::new(client, opts.qps);
+    let mut live = super::rebind::LiveSnapshots::new();
+    let listed = gather::each(
+        &requests,
+        &match &scope {
+            Scope::All => kube::Api::<VolumeSnapshot>::all(requests.client.clone()),
+            Scope::Namespace(ns) => kube::Api::namespaced(requests.client.clone(), ns),
+        },
+        None,
+        &format!("list volumesnapshots in {scope}"),
+        |vs| {
+            live.insert(
+                (
+                    vs.metadata.namespace.unwrap_or_default(),
+                    vs.metadata.name.unwrap_or_default(),
+                ),
+                vs.metadata.uid.unwrap_or_default(),
+            );
+        },
+    )
+    .await;
+    if let Err(e) = listed {
+        return report_error(&e);
+    }
+    let mut contents = Vec::new();
+    if let Err(e) = gather::contents(&requests, |c| contents.push(c)).await {
+        return report_error(&e);
+    }
+    let in_scope = |r: &super::rebind::OrphanRow| match &scope {
+        Scope::All => true,
+        Scope::Namespace(ns) => r.snapshot.split('/').next() == Some(ns.as_str()),
+    };
+    let rows: Vec<_> = super::rebind::orphans(&contents, &live)
+        .into_iter()
+        .filter(in_scope)
+        .filter(|r| opts.pvc.is_none() || r.pvc == opts.pvc)
+        .filter(|r| {
+            opts.types.is_empty() || opts.types.iter().any(|t| r.vs_type.as_deref() == Some(*t))
+        })
+        .filter(|r| {
+            opts.classes.is_empty()
+                || opts
+                    .classes
+                    .iter()
+                    .any(|c| r.labels.contains_key(c.label()))
+        })
+        .collect();
+    match output {
+        Output::Json => match serde_json::to_string_pretty(&rows) {
+            Ok(s) => println!("{s}"),
+            Err(e) => tracing::error!("cannot render the list: {e}"),
+        },
+        Output::Yaml => print!("{}", yaml(&rows)),
+        Output::Text | Output::Wide | Output::Prometheus if rows.is_empty() => {
+            eprintln!("No orphaned volumesnapshotcontents (snapshots in {scope}).");
+        }
+        Output::Text | Output::Wide | Output::Prometheus => print!(
+            "{}",
+            super::rebind::orphan_table(&rows, Utc::now(), output == Output::Wide)
         ),
     }
     ExitStatus::Success

@@ -21,6 +21,7 @@ pub mod mark_and_delete;
 pub mod options;
 pub mod prune;
 pub mod ratelimit;
+pub mod rebind;
 pub mod restore;
 pub mod retain;
 pub mod status;
@@ -67,6 +68,7 @@ async fn dispatch(command: Command, global: &GlobalArgs) -> ExitStatus {
             Err(e) => report_error(&e),
         },
         Command::Restore(args) => restore::main(&args, global.output).await,
+        Command::Rebind(args) => rebind::main(&args, global.output).await,
         Command::Controller(c) => match c.command {
             ControllerCommand::SyncMetadataToVsc(args) => {
                 sync_labels::main(&args, global.output).await

@@ -6,8 +6,8 @@
 use chrono_tz::Tz;
 
 use crate::cli::{
-    ApiArgs, DeleteArgs, ListArgs, MarkAndDeleteArgs, PruneArgs, RetainArgs, ScopeArgs, StatusArgs,
-    SyncLabelsArgs,
+    ApiArgs, DeleteArgs, ListArgs, MarkAndDeleteArgs, PruneArgs, RebindArgs, RetainArgs, ScopeArgs,
+    StatusArgs, SyncLabelsArgs,
 };
 use crate::labels;
 use crate::retention::{
@@ -318,6 +318,77 @@ impl SyncOptions {
     }
 }
 
+// --- rebind and `list --orphans` -------------------------------------------------------------
+
+/// `list --orphans`: list contents whose snapshot is gone instead of snapshots.
+pub fn list_orphans(a: &ListArgs) -> Result<bool> {
+    Raw::opt("BAK_LIST_ORPHANS", &a.orphans).bool()
+}
+
+/// `deletionPolicy` of the content `rebind` creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    Retain,
+    Delete,
+}
+
+impl DeletionPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionPolicy::Retain => "Retain",
+            DeletionPolicy::Delete => "Delete",
+        }
+    }
+}
+
+/// Options of `rebind`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebindOptions {
+    pub content: String,
+    /// `None`: the kube context's namespace.
+    pub namespace: Option<String>,
+    /// `None`: the name of the snapshot that is gone.
+    pub name: Option<String>,
+    pub deletion_policy: DeletionPolicy,
+    pub yes: bool,
+    pub dry_run: bool,
+    pub qps: f64,
+}
+
+impl RebindOptions {
+    pub fn from_args(a: &RebindArgs) -> Result<RebindOptions> {
+        labels::validate_dns1123_subdomain(
+            "CONTENT (the volumesnapshotcontent to rebind)",
+            &a.content,
+        )?;
+        let name_raw = Raw::opt("BAK_REBIND_NAME", &a.name);
+        let name = name_raw.get()?.map(str::to_owned);
+        if let Some(n) = &name {
+            labels::validate_dns1123_subdomain(&name_raw.name(), n)?;
+        }
+        let policy_raw = Raw::opt("BAK_REBIND_DELETION_POLICY", &a.deletion_policy);
+        let deletion_policy = match policy_raw.get()? {
+            None | Some("Retain") => DeletionPolicy::Retain,
+            Some("Delete") => DeletionPolicy::Delete,
+            Some(other) => {
+                return Err(policy_raw.err(
+                    other,
+                    "expected Retain or Delete (as in the API, capitalised)",
+                ))
+            }
+        };
+        Ok(RebindOptions {
+            content: a.content.clone(),
+            namespace: Raw::opt("BAK_NAMESPACE", &a.namespace).namespace()?,
+            name,
+            deletion_policy,
+            yes: Raw::opt("BAK_YES", &a.yes).bool()?,
+            dry_run: dry_run(&a.dry_run)?,
+            qps: qps(&a.api)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +591,59 @@ mod tests {
         };
         let o = DeleteOptions::from_args(&a).unwrap();
         assert!(o.yes && !o.dry_run);
+    }
+
+    #[test]
+    fn rebind_options_name_the_input_they_refuse() {
+        let a = RebindArgs {
+            content: "snapcontent-1".into(),
+            ..RebindArgs::default()
+        };
+        let o = RebindOptions::from_args(&a).unwrap();
+        assert_eq!(o.deletion_policy, DeletionPolicy::Retain);
+        assert!(!o.yes && !o.dry_run && o.name.is_none());
+        for (a, needle) in [
+            (
+                RebindArgs {
+                    content: "Bad_Content".into(),
+                    ..RebindArgs::default()
+                },
+                "CONTENT",
+            ),
+            (
+                RebindArgs {
+                    name: some("Not A Name"),
+                    ..a.clone()
+                },
+                "BAK_REBIND_NAME (--name)",
+            ),
+            (
+                RebindArgs {
+                    deletion_policy: some("delete"),
+                    ..a.clone()
+                },
+                "BAK_REBIND_DELETION_POLICY (--deletion-policy)",
+            ),
+            (
+                RebindArgs {
+                    yes: some("sure"),
+                    ..a.clone()
+                },
+                "BAK_YES (--yes)",
+            ),
+        ] {
+            let e = RebindOptions::from_args(&a).unwrap_err();
+            assert!(e.to_string().contains(needle), "{needle}: {e}");
+            assert_eq!(e.exit_status(), crate::ExitStatus::Usage);
+        }
+        let a = RebindArgs {
+            deletion_policy: some("Delete"),
+            ..a
+        };
+        assert_eq!(
+            RebindOptions::from_args(&a).unwrap().deletion_policy,
+            DeletionPolicy::Delete
+        );
     }
 }
 

@@ -634,6 +634,7 @@ const ALL_LIFECYCLE: &[&str] = &[
     "delete",
     "restore",
     "restore pvc",
+    "rebind",
 ];
 /// `restore pvc` and the original's `restore SNAPSHOT -p NEW_PVC`: the same flags.
 const RESTORE_PVC: &[&str] = &["restore", "restore pvc"];
@@ -646,7 +647,7 @@ pub const OPTIONS: &[SettingSpec] = &[
         "BAK_NAMESPACE",
         "namespace",
         Kind::Dns1123Label,
-        Computed("all namespaces (`list`, `status`, `delete`, `adhoc`: the context's)"),
+        Computed("all namespaces (`list`, `status`, `delete`, `adhoc`, `rebind`: the context's)"),
     )
     .short('n')
     .commands(&[
@@ -660,8 +661,9 @@ pub const OPTIONS: &[SettingSpec] = &[
         "adhoc",
         "restore",
         "restore pvc",
+        "rebind",
     ])
-    .doc("only this namespace"),
+    .doc("only this namespace (`rebind`: of the new snapshot)"),
     row("BAK_ALL_NAMESPACES", "all-namespaces", BOOL, Value("false"))
         .short('A')
         .commands(LIFECYCLE_SCOPED)
@@ -675,6 +677,7 @@ pub const OPTIONS: &[SettingSpec] = &[
             "delete",
             "restore",
             "restore pvc",
+            "rebind",
         ])
         .chart(&[always("pruner.dryRun")])
         .doc("print the plan; change nothing"),
@@ -788,7 +791,7 @@ pub const OPTIONS: &[SettingSpec] = &[
     .doc("a PVC whose newest ready backup is older is stale (exit code 1)"),
     row("BAK_YES", "yes", BOOL, Value("false"))
         .short('y')
-        .commands(&["delete"])
+        .commands(&["delete", "rebind"])
         .doc("do not ask; required when stdin is not a terminal"),
     row(
         "BAK_ADHOC_FROM_CRONJOB",
@@ -853,6 +856,29 @@ pub const OPTIONS: &[SettingSpec] = &[
     row("BAK_RESTORE_TIMEOUT", "timeout", TIMEOUT, Value("5m"))
         .commands(RESTORE_PVC)
         .doc("how long `--wait` waits; the PVC stays"),
+    // --- rebind and `list --orphans` ---
+    row("BAK_LIST_ORPHANS", "orphans", BOOL, Value("false"))
+        .commands(&["list"])
+        .doc("list contents whose snapshot is gone (cluster-wide; `-n`: of that namespace)"),
+    row(
+        "BAK_REBIND_NAME",
+        "name",
+        Kind::Dns1123Subdomain,
+        Computed("the gone snapshot's name"),
+    )
+    .commands(&["rebind"])
+    .doc("name of the new VolumeSnapshot"),
+    row(
+        "BAK_REBIND_DELETION_POLICY",
+        "deletion-policy",
+        Kind::Enum(&["Retain", "Delete"]),
+        Value("Retain"),
+    )
+    .commands(&["rebind"])
+    .doc(
+        "`deletionPolicy` of the new content (`Delete`: deleting the new snapshot deletes the \
+         stored data, which the old content also points to)",
+    ),
 ];
 
 /// The row of a `create` setting or global flag.

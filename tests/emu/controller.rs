@@ -252,8 +252,13 @@ fn vs_type() -> &'static ResourceType {
     ResourceType::find(GROUP, "v1", "volumesnapshots").expect("volumesnapshots in the table")
 }
 
-/// Called after every create: queues snapshots that have no status yet.
+/// Called after every create: queues snapshots that have no status yet, and lets the driver
+/// look up the stored snapshot of a pre-provisioned content.
 pub fn created(shared: &Shared, rt: &ResourceType, obj: &Value) {
+    if rt.is(GROUP, "volumesnapshotcontents") && obj.get("status").is_none() {
+        import_content(&mut lock(&shared.store), obj);
+        return;
+    }
     if !rt.is(GROUP, "volumesnapshots") || obj.get("status").is_some() {
         return;
     }
@@ -483,10 +488,18 @@ fn reconcile(store: &mut Store, settings: &Settings, (ns, name, uid): (&str, &st
     let Some(vs) = store.get(vs_type(), Some(ns), name).cloned() else {
         return Next::Done;
     };
-    if vs["metadata"]["uid"] != uid || vs.get("status").is_some() || is_terminating(&vs) {
+    if vs["metadata"]["uid"] != uid || is_terminating(&vs) {
         return Next::Done;
     }
-    // Pre-provisioned snapshots (spec.source.volumeSnapshotContentName) are not emulated.
+    if let Some(content) = vs["spec"]["source"]["volumeSnapshotContentName"].as_str() {
+        if vs["status"]["readyToUse"] == true {
+            return Next::Done;
+        }
+        return bind_preprovisioned(store, &vs, content.to_owned());
+    }
+    if vs.get("status").is_some() {
+        return Next::Done;
+    }
     let Some(pvc_name) = vs["spec"]["source"]["persistentVolumeClaimName"].as_str() else {
         return Next::Done;
     };
@@ -614,6 +627,161 @@ fn reconcile(store: &mut Store, settings: &Settings, (ns, name, uid): (&str, &st
     );
     set_status(store, ns, name, status);
     next
+}
+
+fn contents_type() -> &'static ResourceType {
+    ResourceType::find(GROUP, "v1", "volumesnapshotcontents").expect("contents in the table")
+}
+
+/// What the CSI sidecar does with a pre-provisioned content (`spec.source.snapshotHandle`):
+/// asks the driver for that stored snapshot and fills `status` from it. The emulated driver
+/// knows the handles of the contents the controller cut (a stored snapshot lives as long as
+/// any content reports it); an unknown handle gets the real sidecar's error.
+fn import_content(store: &mut Store, obj: &Value) {
+    let Some(handle) = obj["spec"]["source"]["snapshotHandle"].as_str() else {
+        return;
+    };
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let stored = store
+        .list(contents_type(), None, None)
+        .map(|(_, c)| c)
+        .find(|c| c["metadata"]["name"] != name && c["status"]["snapshotHandle"] == handle)
+        .map(|c| c["status"].clone());
+    let status = match stored {
+        Some(found) => {
+            let mut status = json!({
+                "snapshotHandle": handle,
+                "readyToUse": found["readyToUse"].as_bool().unwrap_or(false),
+            });
+            for field in ["restoreSize", "creationTime"] {
+                if !found[field].is_null() {
+                    status[field] = found[field].clone();
+                }
+            }
+            status
+        }
+        None => json!({
+            "readyToUse": false,
+            "error": { "message": "can not find snapshot", "time": now_rfc3339() },
+        }),
+    };
+    let _ = store.update(
+        contents_type(),
+        None,
+        name,
+        json!({ "status": status }),
+        Scope::Status,
+        false,
+    );
+}
+
+/// Binds a pre-provisioned snapshot (`spec.source.volumeSnapshotContentName`) as the real
+/// controller does: only to a content whose `volumeSnapshotRef` names this snapshot (and, once
+/// set, its uid) and whose source is a `snapshotHandle` (a dynamically provisioned content is
+/// never rebound: external-snapshotter#290). Binding sets the content's ref uid, the snapshot's
+/// finalizers and its status from the content's (`readyToUse`, `restoreSize`, `creationTime`).
+/// A missing content or a content not ready yet is looked at again later; a misbound one leaves
+/// the snapshot unbound with the controller's error.
+fn bind_preprovisioned(store: &mut Store, vs: &Value, content_name: String) -> Next {
+    let m = &vs["metadata"];
+    let (ns, name, uid) = (
+        m["namespace"].as_str().unwrap_or_default(),
+        m["name"].as_str().unwrap_or_default(),
+        m["uid"].as_str().unwrap_or_default(),
+    );
+    let Some(content) = store.get(contents_type(), None, &content_name).cloned() else {
+        set_status(
+            store,
+            ns,
+            name,
+            error_status("VolumeSnapshotContent is missing".into()),
+        );
+        return Next::Retry;
+    };
+    let r = &content["spec"]["volumeSnapshotRef"];
+    let ref_uid = r["uid"].as_str().unwrap_or_default();
+    let matches = r["namespace"] == ns
+        && r["name"] == name
+        && (ref_uid.is_empty() || ref_uid == uid)
+        && content["spec"]["source"]["snapshotHandle"].is_string();
+    if !matches {
+        set_status(
+            store,
+            ns,
+            name,
+            error_status(
+                "VolumeSnapshotContent is not bound to the VolumeSnapshot correctly".into(),
+            ),
+        );
+        return Next::Done;
+    }
+    if ref_uid.is_empty() {
+        let mut bound = content.clone();
+        bound["spec"]["volumeSnapshotRef"]["uid"] = json!(uid);
+        let _ = store.update(
+            contents_type(),
+            None,
+            &content_name,
+            bound,
+            Scope::Main,
+            false,
+        );
+    }
+    let mut with_finalizers = vs.clone();
+    let mut finalizers: Vec<Value> = vs["metadata"]["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for f in SNAPSHOT_FINALIZERS {
+        if !finalizers.iter().any(|x| x == f) {
+            finalizers.push(json!(f));
+        }
+    }
+    with_finalizers["metadata"]["finalizers"] = json!(finalizers);
+    let _ = store.update(
+        vs_type(),
+        Some(ns),
+        name,
+        with_finalizers,
+        Scope::Main,
+        false,
+    );
+    let cs = &content["status"];
+    let ready = cs["readyToUse"].as_bool().unwrap_or(false);
+    let mut status = json!({ "boundVolumeSnapshotContentName": content_name, "readyToUse": ready });
+    if let Some(bytes) = cs["restoreSize"].as_i64() {
+        status["restoreSize"] = json!(bytes_quantity(bytes));
+    }
+    if let Some(nanos) = cs["creationTime"].as_i64() {
+        if let Ok(t) = jiff::Timestamp::from_nanosecond(i128::from(nanos)) {
+            status["creationTime"] = json!(t.to_string());
+        }
+    }
+    if let Some(message) = cs["error"]["message"].as_str() {
+        status["error"] = json!({ "message": message, "time": now_rfc3339() });
+    }
+    set_status(store, ns, name, status);
+    if ready {
+        Next::Done
+    } else {
+        // Bound; the status follows the content's once the driver reports the snapshot.
+        Next::Retry
+    }
+}
+
+/// Bytes as the controller writes a quantity (`1Gi` when it divides evenly).
+fn bytes_quantity(bytes: i64) -> String {
+    for (unit, size) in [
+        ("Ti", 1_i64 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ] {
+        if bytes != 0 && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
 }
 
 /// The fields a cut snapshot gets: `readyToUse`, `creationTime`, `restoreSize`.

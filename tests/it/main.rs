@@ -9,6 +9,7 @@ mod db_scripts;
 mod e2e;
 mod e2e_flows;
 mod e2e_rbac;
+mod e2e_rebind;
 mod e2e_restore;
 mod e2e_status;
 #[path = "../emu/mod.rs"]
@@ -20,6 +21,7 @@ mod http_server;
 mod lifecycle;
 mod metrics;
 mod notify;
+mod rebind;
 mod restore;
 mod settings;
 mod status;
