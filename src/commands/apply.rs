@@ -15,6 +15,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
+use crate::metrics::RetentionCounts;
 use crate::retention::{Deletion, LabelChange, SnapshotRecord, Target};
 use crate::snapshot::{VolumeSnapshot, VolumeSnapshotContent};
 use crate::ExitStatus;
@@ -145,6 +146,35 @@ impl<'a, P: Serialize + std::fmt::Display> RunOutput<'a, P> {
         }
         status
     }
+}
+
+/// Hands a retention run's metrics to the sinks: what was applied (a label change whose patch
+/// failed — `action` in the report's failures — changed nothing). A braked run or a dry run
+/// passes no changes and an empty report.
+pub fn emit_retention_metrics(
+    command: &str,
+    namespace: Option<&str>,
+    action: &str,
+    changes: &[LabelChange],
+    report: &ApplyReport,
+) {
+    let failed = |t: &Target| {
+        report
+            .failures
+            .iter()
+            .any(|f| f.namespace == t.namespace && f.name == t.name && f.action == action)
+    };
+    let (unlabelled, marked) = RetentionCounts::label_changes(changes, failed);
+    crate::metrics::emit(crate::metrics::Metrics::retention(
+        command,
+        namespace,
+        RetentionCounts {
+            unlabelled,
+            marked,
+            deleted: report.deleted as u64,
+            failed: report.failed as u64,
+        },
+    ));
 }
 
 /// `deletionPolicy` and owner of a VolumeSnapshotContent, from the contents LIST.

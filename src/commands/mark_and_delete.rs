@@ -13,11 +13,10 @@
 use chrono::Utc;
 
 use crate::cli::{MarkAndDeleteArgs, OutputFormat};
-use crate::metrics::{self, Metrics, RetentionCounts};
 use crate::retention::{plan_mark_and_delete, Deletion, LabelChange, SnapshotRecord};
 use crate::ExitStatus;
 
-use super::apply::{bound_contents, Applier, ApplyReport, RunOutput};
+use super::apply::{bound_contents, emit_retention_metrics, Applier, RunOutput};
 use super::gather;
 use super::options::SweepOptions;
 use super::report_error;
@@ -92,28 +91,13 @@ pub async fn main(args: &MarkAndDeleteArgs, output: crate::cli::Output) -> ExitS
     }
 
     let report = applier.finish();
-    emit_metrics(&opts, &plan.marks, &report);
-    let planned = plan.marks.len() + plan.deletions.len();
-    out.finish(format, &report, records.len(), planned, braked_status)
-}
-
-/// The run's retention metrics: what was applied (a failed patch changed nothing).
-fn emit_metrics(opts: &SweepOptions, marks: &[LabelChange], report: &ApplyReport) {
-    let failed = |t: &crate::retention::Target| {
-        report
-            .failures
-            .iter()
-            .any(|f| f.namespace == t.namespace && f.name == t.name && f.action == "mark")
-    };
-    let (unlabelled, marked) = RetentionCounts::label_changes(marks, failed);
-    metrics::emit(Metrics::retention(
+    emit_retention_metrics(
         "mark-and-delete",
         opts.namespace.as_deref(),
-        RetentionCounts {
-            unlabelled,
-            marked,
-            deleted: report.deleted as u64,
-            failed: report.failed as u64,
-        },
-    ));
+        "mark",
+        &plan.marks,
+        &report,
+    );
+    let planned = plan.marks.len() + plan.deletions.len();
+    out.finish(format, &report, records.len(), planned, braked_status)
 }

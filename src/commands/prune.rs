@@ -15,11 +15,10 @@
 use chrono::Utc;
 
 use crate::cli::{OutputFormat, PruneArgs};
-use crate::metrics::{self, Metrics, RetentionCounts};
-use crate::retention::{plan_prune, LabelChange, SnapshotRecord};
+use crate::retention::{plan_prune, SnapshotRecord};
 use crate::ExitStatus;
 
-use super::apply::{bound_contents, Applier, ApplyReport, RunOutput};
+use super::apply::{bound_contents, emit_retention_metrics, Applier, ApplyReport, RunOutput};
 use super::gather;
 use super::options::RetainOptions;
 use super::report_error;
@@ -62,7 +61,13 @@ pub async fn main(args: &PruneArgs, output: crate::cli::Output) -> ExitStatus {
         out.print_plan(format);
         if plan.braked {
             // Braked: nothing changed.
-            emit_metrics(&opts, &[], &ApplyReport::default());
+            emit_retention_metrics(
+                "prune",
+                opts.namespace.as_deref(),
+                "relabel",
+                &[],
+                &ApplyReport::default(),
+            );
         }
         return if plan.braked {
             ExitStatus::Failure
@@ -95,28 +100,13 @@ pub async fn main(args: &PruneArgs, output: crate::cli::Output) -> ExitStatus {
     }
 
     let report = applier.finish();
-    emit_metrics(&opts, &plan.changes, &report);
-    let planned = plan.changes.len() + plan.deletions.len();
-    out.finish(format, &report, records.len(), planned, ExitStatus::Success)
-}
-
-/// The run's retention metrics: what was applied (a failed patch changed nothing).
-fn emit_metrics(opts: &RetainOptions, changes: &[LabelChange], report: &ApplyReport) {
-    let failed = |t: &crate::retention::Target| {
-        report
-            .failures
-            .iter()
-            .any(|f| f.namespace == t.namespace && f.name == t.name && f.action == "relabel")
-    };
-    let (unlabelled, marked) = RetentionCounts::label_changes(changes, failed);
-    metrics::emit(Metrics::retention(
+    emit_retention_metrics(
         "prune",
         opts.namespace.as_deref(),
-        RetentionCounts {
-            unlabelled,
-            marked,
-            deleted: report.deleted as u64,
-            failed: report.failed as u64,
-        },
-    ));
+        "relabel",
+        &plan.changes,
+        &report,
+    );
+    let planned = plan.changes.len() + plan.deletions.len();
+    out.finish(format, &report, records.len(), planned, ExitStatus::Success)
 }

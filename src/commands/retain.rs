@@ -10,11 +10,10 @@
 use chrono::Utc;
 
 use crate::cli::{OutputFormat, RetainArgs};
-use crate::metrics::{self, Metrics, RetentionCounts};
-use crate::retention::{plan_retain, LabelChange, SnapshotRecord};
+use crate::retention::{plan_retain, SnapshotRecord};
 use crate::ExitStatus;
 
-use super::apply::{Applier, ApplyReport, RunOutput};
+use super::apply::{emit_retention_metrics, Applier, ApplyReport, RunOutput};
 use super::gather;
 use super::options::RetainOptions;
 use super::report_error;
@@ -55,7 +54,13 @@ pub async fn main(args: &RetainArgs, output: crate::cli::Output) -> ExitStatus {
         out.print_plan(format);
         if plan.braked {
             // Braked: nothing changed.
-            emit_metrics(&opts, &[], &ApplyReport::default());
+            emit_retention_metrics(
+                "retain",
+                opts.namespace.as_deref(),
+                "unlabel",
+                &[],
+                &ApplyReport::default(),
+            );
         }
         return if plan.braked {
             ExitStatus::Failure
@@ -75,28 +80,13 @@ pub async fn main(args: &RetainArgs, output: crate::cli::Output) -> ExitStatus {
         applier.patch(change, "unlabel", &replan).await;
     }
     let report = applier.finish();
-    emit_metrics(&opts, &plan.changes, &report);
-    let planned = plan.changes.len();
-    out.finish(format, &report, records.len(), planned, ExitStatus::Success)
-}
-
-/// The run's retention metrics: what was applied (a failed patch changed nothing).
-fn emit_metrics(opts: &RetainOptions, changes: &[LabelChange], report: &ApplyReport) {
-    let failed = |t: &crate::retention::Target| {
-        report
-            .failures
-            .iter()
-            .any(|f| f.namespace == t.namespace && f.name == t.name && f.action == "unlabel")
-    };
-    let (unlabelled, marked) = RetentionCounts::label_changes(changes, failed);
-    metrics::emit(Metrics::retention(
+    emit_retention_metrics(
         "retain",
         opts.namespace.as_deref(),
-        RetentionCounts {
-            unlabelled,
-            marked,
-            deleted: report.deleted as u64,
-            failed: report.failed as u64,
-        },
-    ));
+        "unlabel",
+        &plan.changes,
+        &report,
+    );
+    let planned = plan.changes.len();
+    out.finish(format, &report, records.len(), planned, ExitStatus::Success)
 }
