@@ -5,14 +5,14 @@
 //! labelled exactly as the original writes them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use crate::emu::{Emu, Fault, Verb};
+use crate::harness::{Cluster, Run};
 
 const GROUP: &str = "snapshot.storage.k8s.io/v1";
 const PVC: &str = "backup-ns.sh/pvc";
@@ -27,76 +27,22 @@ const DELETE_AFTER: &str = "backup-ns.sh/delete-after";
 const PIN: &str = "backup-ns.sh/pin";
 const DWM: &str = "daily_weekly_monthly";
 
-/// The emulation with a kubeconfig on disk.
-struct Cluster {
-    emu: Emu,
-    _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
 async fn cluster() -> Cluster {
-    let emu = Emu::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = emu.write_kubeconfig(dir.path()).unwrap();
-    Cluster {
-        emu,
-        _dir: dir,
-        kubeconfig,
-    }
+    Cluster::new(Emu::start().await)
 }
 
-/// One run of the binary.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
+/// `backup-ns ARGS`, dates in UTC.
 fn command(c: &Cluster, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_backup-ns"));
-    cmd.args(args)
-        .env_clear()
-        .env("KUBECONFIG", &c.kubeconfig)
-        .env("BAK_TZ", "UTC")
-        .env("BAK_API_QPS", "1000")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+    c.command(args, &[("BAK_TZ", "UTC")])
 }
 
 fn finish(out: std::process::Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// Runs `backup-ns ARGS` to completion (the emulation serves from its own thread).
 fn run(c: &Cluster, args: &[&str]) -> Run {
-    finish(command(c, args).output().unwrap())
+    c.run(args, &[("BAK_TZ", "UTC")])
 }
 
 fn today() -> NaiveDate {

@@ -17,6 +17,7 @@ mod e2e_status;
 mod emu;
 mod emu_tests;
 mod exec_compat;
+mod harness;
 mod http_server;
 mod lifecycle;
 mod metrics;

@@ -4,22 +4,15 @@
 //! `sync-labels`, then the snapshot deleted. The rebound snapshot is bound and made ready by the
 //! emulated controller's pre-provisioned binding, as the real one does.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::emu::{fixtures, Emu, Verb};
+use crate::harness::{Cluster, Run};
 
 const V1: &str = "snapshot.storage.k8s.io/v1";
 const DRIVER: &str = "hostpath.csi.k8s.io";
-
-struct Cluster {
-    emu: Emu,
-    _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
 
 async fn cluster() -> Cluster {
     let emu = Emu::builder()
@@ -32,52 +25,11 @@ async fn cluster() -> Cluster {
         "Retain",
         true,
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = emu.write_kubeconfig(dir.path()).unwrap();
-    Cluster {
-        emu,
-        _dir: dir,
-        kubeconfig,
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
-    }
+    Cluster::new(emu)
 }
 
 fn run(c: &Cluster, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_backup-ns"))
-        .args(args)
-        .env_clear()
-        .env("KUBECONFIG", &c.kubeconfig)
-        .env("BAK_API_QPS", "1000")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    c.run(args, &[])
 }
 
 fn vs(c: &Cluster, ns: &str, name: &str) -> Option<Value> {

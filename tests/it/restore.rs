@@ -2,8 +2,6 @@
 //! against the API emulation, whose provisioner binds a PVC restored from a ready snapshot,
 //! keeps it Pending for a `WaitForFirstConsumer` class and reports why it cannot provision one.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -12,22 +10,15 @@ use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
 
 use crate::emu::{fixtures, Emu, Verb};
+use crate::harness::{Cluster, Run};
 
 const NS: &str = "shop";
 const VS: &str = "data-2025-01-08-164308-dcdkes";
-
-struct Cluster {
-    emu: Emu,
-    _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
 
 /// Class `emu-csi` (Immediate, default), PVC `data` (RWX, Block, 2Gi: not the original's
 /// hard-coded RWO) and a ready snapshot `VS` of it with restoreSize 1Gi.
 async fn cluster() -> Cluster {
     let emu = Emu::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = emu.write_kubeconfig(dir.path()).unwrap();
     emu.create(fixtures::storage_class("emu-csi", "Immediate", true));
     let mut pvc = fixtures::pvc(NS, "data", true);
     pvc["spec"]["accessModes"] = json!(["ReadWriteMany"]);
@@ -41,11 +32,7 @@ async fn cluster() -> Cluster {
         Utc::now() - chrono::Duration::hours(1),
         true,
     );
-    Cluster {
-        emu,
-        _dir: dir,
-        kubeconfig,
-    }
+    Cluster::new(emu)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -65,44 +52,10 @@ fn snapshot(emu: &Emu, name: &str, pvc: &str, at: DateTime<Utc>, ready: bool) {
     emu.create(vs);
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
-    }
-}
-
 fn run(c: &Cluster, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_backup-ns"))
-        .arg("restore")
-        .args(args)
-        .env_clear()
-        .env("KUBECONFIG", &c.kubeconfig)
-        .env("BAK_API_QPS", "1000")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut all = vec!["restore"];
+    all.extend_from_slice(args);
+    c.run(&all, &[])
 }
 
 fn pvc(c: &Cluster, name: &str) -> Option<Value> {

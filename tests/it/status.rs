@@ -4,73 +4,26 @@
 //! one paged LIST of snapshots and one of PVCs, nothing else.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use backup_ns::record;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use crate::emu::{fixtures, Emu, Verb};
+use crate::harness::{Cluster, Run};
 
 /// Healthy generated PVCs: with one snapshot each, more than one LIST page of each kind.
 const GENERATED: usize = 620;
 
-struct Cluster {
-    emu: Emu,
-    _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
 async fn cluster() -> Cluster {
-    let emu = Emu::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = emu.write_kubeconfig(dir.path()).unwrap();
-    Cluster {
-        emu,
-        _dir: dir,
-        kubeconfig,
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
-    }
+    Cluster::new(Emu::start().await)
 }
 
 fn run(c: &Cluster, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_backup-ns"))
-        .arg("status")
-        .args(args)
-        .env_clear()
-        .env("KUBECONFIG", &c.kubeconfig)
-        .env("BAK_API_QPS", "1000")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut all = vec!["status"];
+    all.extend_from_slice(args);
+    c.run(&all, &[])
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
