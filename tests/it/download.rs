@@ -1,0 +1,219 @@
+//! `download --live` and `postgres dump|info` against the emulation, with a pod whose exec
+//! runs here with a real PostgreSQL's tools and environment (the world of `create.rs`).
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::create::{gunzip, pg_database, pg_vars, Run, World, NS};
+use crate::support::Postgres;
+
+/// `sha256sum FILE`: an independent hash to hold the printed one against.
+fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A world with the app pod and a database; returns it with the dump path and the env.
+async fn world(pg: &Postgres, db: &str) -> (World, String, Vec<(String, String)>) {
+    let w = World::new().await;
+    w.app("postgres", &pg.env());
+    let db = pg_database(pg, db);
+    let dump = w.dump_file("dump.sql.gz").display().to_string();
+    let port = pg.port.to_string();
+    let vars = pg_vars(&dump, &db, &port)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (w, dump, vars)
+}
+
+fn raw(w: &World, args: &[&str], vars: &[(String, String)]) -> Output {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    w.command_with(args, &vars).output().expect("run backup-ns")
+}
+
+fn run(w: &World, args: &[&str], vars: &[(String, String)]) -> Run {
+    Run::from(raw(w, args, vars))
+}
+
+/// Files in `dir` other than `keep`: a download must leave no temporary file behind.
+fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_dump_writes_the_dump_and_creates_no_snapshot() {
+    let pg = Postgres::shared();
+    let (w, dump, vars) = world(pg, "dl_dump").await;
+    let r = run(&w, &["postgres", "dump", "-o", "json"], &vars);
+    assert_eq!(r.code, 0, "{r:?}");
+    let text = gunzip(Path::new(&dump));
+    assert!(text.contains("PostgreSQL database dump complete"));
+    assert!(text.contains("grüß dich"));
+    assert_eq!(r.result["file"], dump.as_str());
+    assert_eq!(
+        r.result["bytes"].as_u64(),
+        Some(fs::metadata(&dump).unwrap().len())
+    );
+    assert_eq!(
+        w.exec_scripts(),
+        [
+            "backup-ns-postgres-check",
+            "backup-ns-space",
+            "backup-ns-postgres-dump"
+        ]
+    );
+    assert!(w.snapshots().is_empty(), "no snapshot");
+    assert!(w.emu.list("leases", Some(NS)).is_empty(), "no lease");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn download_live_to_a_file_is_the_dump_with_its_sha256() {
+    let pg = Postgres::shared();
+    let (w, dump, vars) = world(pg, "dl_file").await;
+    assert_eq!(run(&w, &["postgres", "dump"], &vars).code, 0);
+    let out_dir = w.dir.path().join("local");
+    fs::create_dir_all(&out_dir).unwrap();
+    let out_path = out_dir.join("copy.sql.gz");
+    // An existing file is replaced by the verified download.
+    fs::write(&out_path, "old").unwrap();
+    let out_s = out_path.display().to_string();
+    let r = run(
+        &w,
+        &["download", "--live", "-f", &out_s, "-o", "json"],
+        &vars,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(fs::read(&out_path).unwrap(), fs::read(&dump).unwrap());
+    assert_eq!(r.result["sha256"], sha256sum(&out_path).as_str());
+    assert_eq!(
+        r.result["bytes"].as_u64(),
+        Some(fs::metadata(&out_path).unwrap().len())
+    );
+    assert_eq!(r.result["source"], dump.as_str());
+    assert!(leftovers(&out_dir, &["copy.sql.gz"]).is_empty());
+    // Text output names the size and the hash too.
+    let out = raw(&w, &["download", "--live", "-f", &out_s], &vars);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&sha256sum(&out_path)), "{stdout}");
+    let size = fs::metadata(&out_path).unwrap().len();
+    assert!(stdout.contains(&format!("{size} bytes")), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn download_live_to_stdout() {
+    let pg = Postgres::shared();
+    let (w, dump, vars) = world(pg, "dl_stdout").await;
+    assert_eq!(run(&w, &["postgres", "dump"], &vars).code, 0);
+    let out = raw(&w, &["download", "--live", "-f", "-", "-o", "json"], &vars);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, fs::read(&dump).unwrap(), "stdout is the dump");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&sha256sum(Path::new(&dump))), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_truncated_or_corrupt_dump_is_refused_and_leaves_no_file() {
+    let pg = Postgres::shared();
+    let (w, dump, vars) = world(pg, "dl_corrupt").await;
+    assert_eq!(run(&w, &["postgres", "dump"], &vars).code, 0);
+    let whole = fs::read(&dump).unwrap();
+    let out_dir = w.dir.path().join("local");
+    fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join("copy.sql.gz");
+    let out_s = out.display().to_string();
+    fs::write(&out, "previous download").unwrap();
+    let truncated = whole[..whole.len() - 10].to_vec();
+    let mut flipped = whole.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x55;
+    for (what, bytes) in [
+        ("truncated", truncated),
+        ("corrupt", flipped),
+        ("not gzip", b"CREATE TABLE x (id int);\n".to_vec()),
+    ] {
+        fs::write(&dump, &bytes).unwrap();
+        let r = run(
+            &w,
+            &["download", "--live", "-f", &out_s, "-o", "json"],
+            &vars,
+        );
+        assert_eq!(r.code, 1, "{what}: {r:?}");
+        assert!(r.result["error"].as_str().is_some(), "{what}: {r:?}");
+        assert_eq!(
+            fs::read_to_string(&out).unwrap(),
+            "previous download",
+            "{what}: the existing file is untouched"
+        );
+        assert!(leftovers(&out_dir, &["copy.sql.gz"]).is_empty(), "{what}");
+    }
+    // No existing file: none is created.
+    fs::remove_file(&out).unwrap();
+    let r = run(&w, &["download", "--live", "-f", &out_s], &vars);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(leftovers(&out_dir, &[]).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_dump_file_exits_1_naming_it() {
+    let pg = Postgres::shared();
+    let (w, dump, vars) = world(pg, "dl_missing").await;
+    let out_dir = w.dir.path().join("local");
+    fs::create_dir_all(&out_dir).unwrap();
+    let out_s = out_dir.join("x.sql.gz").display().to_string();
+    let r = run(&w, &["download", "--live", "-f", &out_s], &vars);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!("dump file {dump} not found")),
+        "{r:?}"
+    );
+    assert!(leftovers(&out_dir, &[]).is_empty());
+    // Without --live there is nothing to download from yet: a usage error.
+    let r = run(&w, &["download", "-f", &out_s], &vars);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("BAK_DOWNLOAD_LIVE"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_info_reports_version_sizes_and_age() {
+    let pg = Postgres::shared();
+    let (w, _dump, vars) = world(pg, "dl_info").await;
+    let r = run(&w, &["postgres", "info", "-o", "json"], &vars);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.result["serverVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("15"),
+        "{r:?}"
+    );
+    assert!(r.result["databaseBytes"].as_u64().unwrap() > 0);
+    assert!(r.result["dumpBytes"].is_null(), "no dump yet: {r:?}");
+    assert_eq!(run(&w, &["postgres", "dump"], &vars).code, 0);
+    let r = run(&w, &["postgres", "info", "-o", "json"], &vars);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.result["dumpBytes"].as_u64(),
+        Some(fs::metadata(w.dump_file("dump.sql.gz")).unwrap().len())
+    );
+    assert!(r.result["dumpAgeSeconds"].as_u64().unwrap() < 600, "{r:?}");
+    assert_eq!(r.result["pod"], "app-base-1");
+}
