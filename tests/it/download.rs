@@ -190,6 +190,22 @@ async fn a_missing_dump_file_exits_1_naming_it() {
     let r = run(&w, &["download", "-f", &out_s], &vars);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("BAK_DOWNLOAD_LIVE"), "{r:?}");
+    // A target directory that does not exist, or two databases: usage errors before any exec.
+    let execs = w.exec_scripts().len();
+    let r = run(
+        &w,
+        &["download", "--live", "-f", "/nonexistent/dir/x.gz"],
+        &vars,
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("BAK_DOWNLOAD_FILE (--file)"), "{r:?}");
+    assert!(r.stderr.contains("/nonexistent/dir"), "{r:?}");
+    let mut both = vars.clone();
+    both.push(("BAK_DB_MYSQL".into(), "true".into()));
+    let r = run(&w, &["download", "--live", "-f", &out_s], &both);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("takes one database"), "{r:?}");
+    assert_eq!(w.exec_scripts().len(), execs, "no exec for bad input");
 }
 
 #[tokio::test(flavor = "multi_thread")]
