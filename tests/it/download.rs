@@ -233,3 +233,51 @@ async fn postgres_info_reports_version_sizes_and_age() {
     assert!(r.result["dumpAgeSeconds"].as_u64().unwrap() < 600, "{r:?}");
     assert_eq!(r.result["pod"], "app-base-1");
 }
+
+/// A 100 MB dump streams through in chunks: backup-ns's peak RSS (from `wait4`'s rusage) stays
+/// far below the size of the dump. The dump is two gzip members (random bytes, then the
+/// trailer), as `cat a.gz b.gz` makes and `gzip -d` reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_100_mb_download_keeps_memory_flat() {
+    const MB: usize = 1024 * 1024;
+    let pg = Postgres::shared();
+    let (w, dump, vars) = world(pg, "dl_big").await;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "head -c 104857600 /dev/urandom | gzip -1 > \"$1\" && \
+             printf -- '--\\n-- PostgreSQL database dump complete\\n--\\n' | gzip >> \"$1\"",
+        )
+        .arg("sh")
+        .arg(&dump)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let size = fs::metadata(&dump).unwrap().len();
+    assert!(size > 100 * MB as u64);
+    let out = w.dir.path().join("big.sql.gz");
+    let out_s = out.display().to_string();
+    let v: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut child = w
+        .command_with(&["download", "--live", "-f", &out_s, "-o", "json"], &v)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut wstatus, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: waits for our own child; both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut wstatus, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let _ = child.try_wait();
+    assert!(libc::WIFEXITED(wstatus) && libc::WEXITSTATUS(wstatus) == 0);
+    assert_eq!(fs::metadata(&out).unwrap().len(), size);
+    // ru_maxrss is in KiB on Linux.
+    let peak = usage.ru_maxrss as usize * 1024;
+    eprintln!("download of {size} bytes: peak RSS {} MiB", peak / MB);
+    assert!(
+        peak < 60 * MB,
+        "peak RSS {} MiB for a {} MiB dump",
+        peak / MB,
+        size as usize / MB
+    );
+}
