@@ -281,3 +281,63 @@ async fn a_100_mb_download_keeps_memory_flat() {
         size as usize / MB
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_dump_info_and_download() {
+    let my = crate::support::Mariadb::shared();
+    let w = World::new().await;
+    w.app("mysql", &my.env());
+    my.createdb("dl_my");
+    my.mysql_in(
+        "dl_my",
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b');",
+    );
+    let dump = w.dump_file("mysql.sql.gz").display().to_string();
+    let port = my.port.to_string();
+    let vars: Vec<(String, String)> = [
+        ("BAK_DB_MYSQL_DUMP_FILE", dump.as_str()),
+        ("BAK_DB_MYSQL_PORT", &port),
+        ("BAK_DB_MYSQL_DB", "dl_my"),
+        ("BAK_DB_MYSQL_EXEC_CONTAINER", "mysql"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let r = run(&w, &["mysql", "dump", "-o", "json"], &vars);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(gunzip(Path::new(&dump)).contains("-- Dump completed"));
+    assert!(w.snapshots().is_empty());
+
+    let r = run(&w, &["mysql", "info", "-o", "json"], &vars);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.result["serverVersion"]
+            .as_str()
+            .unwrap()
+            .contains("MariaDB"),
+        "{r:?}"
+    );
+    assert!(r.result["databaseBytes"].as_u64().unwrap() > 0, "{r:?}");
+    assert_eq!(
+        r.result["dumpBytes"].as_u64(),
+        Some(fs::metadata(&dump).unwrap().len())
+    );
+
+    let mut dl = vars.clone();
+    dl.push(("BAK_DB_MYSQL".into(), "true".into()));
+    let out = w.dir.path().join("my.sql.gz");
+    let r = run(
+        &w,
+        &[
+            "download",
+            "--live",
+            "-f",
+            &out.display().to_string(),
+            "-o",
+            "json",
+        ],
+        &dl,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&dump).unwrap());
+}
