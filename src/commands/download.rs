@@ -281,6 +281,17 @@ async fn run(args: &DownloadArgs, output: OutputFormat) -> Result<ExitStatus> {
         },
         ..Default::default()
     };
+    if settings.dry_run {
+        // `create`'s flags include --dry-run: resolve the pod, read and write nothing.
+        tracing::info!(
+            "dry run: would download {} from pod {} to {}",
+            report.source,
+            report.pod,
+            report.file
+        );
+        print_report(&report, output, target == Target::Stdout);
+        return Ok(ExitStatus::Success);
+    }
     let result = tokio::select! {
         r = download(&pods, &r, settings.dump_timeout, job.target.engine, &target) => r,
         sig = signal() => Err(Error::Exec(format!("{sig}: download stopped"))),

@@ -186,6 +186,26 @@ async fn a_missing_dump_file_exits_1_naming_it() {
         "{r:?}"
     );
     assert!(leftovers(&out_dir, &[]).is_empty());
+    // --dry-run (one of `create`'s flags) finds the pod and reads nothing.
+    let execs = w.exec_scripts().len();
+    let r = run(
+        &w,
+        &[
+            "download",
+            "--live",
+            "--dry-run",
+            "-f",
+            &out_s,
+            "-o",
+            "json",
+        ],
+        &vars,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result["pod"], "app-base-1", "{r:?}");
+    assert!(r.result["bytes"].is_null(), "{r:?}");
+    assert_eq!(w.exec_scripts().len(), execs, "no exec in a dry run");
+    assert!(leftovers(&out_dir, &[]).is_empty());
     // Without --live there is nothing to download from yet: a usage error.
     let r = run(&w, &["download", "-f", &out_s], &vars);
     assert_eq!(r.code, 2, "{r:?}");
