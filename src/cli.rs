@@ -133,6 +133,47 @@ pub enum Command {
     /// backup-ns labels restored. The old content is left as it is. See `list --orphans`.
     #[command(alias = "rebindVsc")]
     Rebind(RebindArgs),
+    /// Download the current dump file from the running database container (`--live`, the
+    /// original's `downloadDump`), streamed, verified (gzip and the engine's completion
+    /// trailer), to a file or stdout; prints its size and sha256. Takes `create`'s database
+    /// flags.
+    Download(Box<DownloadArgs>),
+    /// PostgreSQL in its container: `dump` (the checks and the atomic dump of `create`, no
+    /// snapshot) and `info` (server version, database size, the dump file's size and age).
+    Postgres(DbCommandArgs),
+    /// MySQL/MariaDB in its container: `dump` and `info`, as for `postgres`.
+    Mysql(DbCommandArgs),
+}
+
+/// `download --live [-f FILE|-]` and `create`'s database flags.
+#[derive(Debug, Default, Clone, Args)]
+pub struct DownloadArgs {
+    /// Take the current dump file from the running database container. (Downloading from a
+    /// snapshot is not built yet, so this is required.)
+    #[arg(long, env = "BAK_DOWNLOAD_LIVE", num_args = 0..=1, default_missing_value = "true")]
+    pub live: Option<String>,
+    /// Where to write the dump (`-`: stdout). Written under a temporary name beside it and
+    /// renamed once verified, so an existing file is only replaced by a complete dump.
+    #[arg(short = 'f', long = "file", env = "BAK_DOWNLOAD_FILE")]
+    pub file: Option<String>,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// `postgres …` / `mysql …`.
+#[derive(Debug, Args)]
+pub struct DbCommandArgs {
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Run `create`'s in-pod checks and the atomic dump, nothing else: no snapshot, no Lease,
+    /// no node lock. Takes `create`'s flags (the engine is the command's).
+    Dump(Box<CreateArgs>),
+    /// Print the server version, the database size and the dump file's size and age.
+    Info(Box<CreateArgs>),
 }
 
 /// `rebind CONTENT` (the original's `rebindVsc`).

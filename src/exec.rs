@@ -183,6 +183,171 @@ pub async fn run(pods: &Api<Pod>, req: ExecRequest<'_>) -> Result<ExecOutput> {
     })
 }
 
+/// What a streamed command left besides the bytes it streamed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamOutput {
+    /// Bytes copied from stdout into the sink.
+    pub bytes: u64,
+    pub stderr: String,
+    pub exit_code: i32,
+}
+
+/// Size of one stdout chunk copied to the sink: memory stays at a few of these whatever the
+/// size of the output.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+/// Like [`run`], but stdout is copied chunk by chunk into `sink` instead of being captured, so
+/// memory does not grow with the output (a dump streamed out of the container). stderr is still
+/// read concurrently and logged. A failed write to the sink is an error and drops the
+/// connection, which stops the command in the container. The sink is flushed, not shut down.
+pub async fn run_streaming<W>(
+    pods: &Api<Pod>,
+    req: ExecRequest<'_>,
+    sink: &mut W,
+) -> Result<StreamOutput>
+where
+    W: tokio::io::AsyncWrite + Unpin + ?Sized,
+{
+    let params = AttachParams::default()
+        .container(req.container)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .max_stdout_buf_size(STREAM_CHUNK)
+        .max_stderr_buf_size(64 * 1024);
+    let what = req.what;
+    let mut attached = pods
+        .exec(req.pod, req.argv.clone(), &params)
+        .await
+        .map_err(|e| {
+            Error::Exec(format!(
+                "{what}: cannot exec in pod {}/{}: {e}",
+                req.pod, req.container
+            ))
+        })?;
+    let mut stdin = attached
+        .stdin()
+        .ok_or_else(|| Error::Exec(format!("{what}: no stdin stream")))?;
+    let mut stdout = attached
+        .stdout()
+        .ok_or_else(|| Error::Exec(format!("{what}: no stdout stream")))?;
+    let stderr = attached
+        .stderr()
+        .ok_or_else(|| Error::Exec(format!("{what}: no stderr stream")))?;
+    let status = attached
+        .take_status()
+        .ok_or_else(|| Error::Exec(format!("{what}: no status stream")))?;
+
+    let work = async move {
+        let feed = async {
+            stdin.write_all(req.stdin.as_bytes()).await?;
+            stdin.flush().await?;
+            if req.hold_stdin {
+                Ok::<_, std::io::Error>(Some(stdin))
+            } else {
+                stdin.shutdown().await?;
+                Ok(None)
+            }
+        };
+        let copy = async {
+            let mut chunk = vec![0u8; STREAM_CHUNK];
+            let mut total = 0u64;
+            loop {
+                let n = stdout.read(&mut chunk).await.map_err(StreamError::Read)?;
+                if n == 0 {
+                    sink.flush().await.map_err(StreamError::Write)?;
+                    return Ok::<_, StreamError>(total);
+                }
+                sink.write_all(&chunk[..n])
+                    .await
+                    .map_err(StreamError::Write)?;
+                total += n as u64;
+            }
+        };
+        let read_err = async { log_stderr(stderr, what).await.map_err(StreamError::Stderr) };
+        // `try_join`: a failed write ends the session at once; waiting for stderr and the
+        // status of a command whose output nobody takes would hang until the timeout.
+        let (held, bytes, err) = tokio::try_join!(
+            async { feed.await.map_err(StreamError::Stdin) },
+            copy,
+            read_err
+        )?;
+        let status = status.await;
+        drop(held);
+        Ok::<_, StreamError>((bytes, err, status))
+    };
+
+    let result = match tokio::time::timeout(req.timeout, work).await {
+        Ok(r) => r,
+        Err(_) => {
+            attached.abort();
+            return Err(Error::Exec(format!(
+                "{what}: timed out after {}s; the connection was closed so the command stops in the container",
+                req.timeout.as_secs()
+            )));
+        }
+    };
+    let (bytes, stderr, status) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // Dropping the session closes stdin in the container: the command stops.
+            attached.abort();
+            let e = match e {
+                StreamError::Stdin(e) => format!("writing stdin: {e}"),
+                StreamError::Read(e) => format!("reading stdout: {e}"),
+                StreamError::Write(e) => format!("writing the output: {e}"),
+                StreamError::Stderr(e) => format!("reading stderr: {e}"),
+            };
+            return Err(Error::Exec(format!("{what}: {e}")));
+        }
+    };
+    let status = status.ok_or_else(|| {
+        Error::Exec(format!(
+            "{what}: the connection to pod {} closed before the command reported its exit status",
+            req.pod
+        ))
+    })?;
+    let exit_code = exit_code_of(&status).map_err(|m| Error::Exec(format!("{what}: {m}")))?;
+    Ok(StreamOutput {
+        bytes,
+        stderr,
+        exit_code,
+    })
+}
+
+enum StreamError {
+    Stdin(std::io::Error),
+    Read(std::io::Error),
+    Write(std::io::Error),
+    Stderr(std::io::Error),
+}
+
+/// Logs stderr line by line (bytes, lossily decoded) and keeps the first [`MAX_CAPTURE`].
+async fn log_stderr(
+    stderr: impl tokio::io::AsyncRead + Unpin,
+    what: &str,
+) -> std::io::Result<String> {
+    let mut stderr = BufReader::new(stderr);
+    let (mut kept, mut line) = (String::new(), Vec::new());
+    loop {
+        line.clear();
+        let n = (&mut stderr)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 {
+            return Ok(kept);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        tracing::info!(target: "backup_ns::pod", "{what}: {text}");
+        if kept.len() < MAX_CAPTURE {
+            kept.push_str(text);
+            kept.push('\n');
+        }
+    }
+}
+
 /// Reads the exit code from the exec status the way kubectl does: `Success` is 0, a
 /// `NonZeroExitCode` failure carries the code in `details.causes[reason=ExitCode]`; any other
 /// failure (e.g. the container is gone) is an error.

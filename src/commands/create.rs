@@ -26,24 +26,18 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde::Serialize;
 
+use super::dbops::{check_in_pod, dump_in_pod, engine_name, Resolved};
 use crate::cli::OutputFormat;
-use crate::db::{self, DbTarget, Engine};
-use crate::exec::{self, ExecRequest};
 use crate::labels::{self, LabelInput, Retain};
 use crate::naming::NameInput;
 use crate::notify::{self, Notification, Notifier};
 use crate::record::{Attempt, Outcome, Record};
 use crate::retention::{claim_holders, SnapshotRecord};
-use crate::settings::{DbJob, Settings};
+use crate::settings::Settings;
 use crate::snapshot::VolumeSnapshot;
 use crate::state::SnapshotState;
 use crate::{lease, lock, workload, Error, ExitStatus, Result};
 
-/// Timeout of the quick in-pod scripts (checks, free space).
-const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
-/// Extra time the exec gets beyond the dump timeout, so the script's own timeout fires first
-/// and reports a clean error.
-const DUMP_GRACE: Duration = Duration::from_secs(30);
 /// What a run may still do after SIGTERM once its snapshot exists (look at it, claim its labels
 /// if it is ready): well inside Kubernetes' default 30 s termination grace period.
 const AFTER_SIGNAL: Duration = Duration::from_secs(10);
@@ -126,19 +120,6 @@ impl CreateReport {
             seconds,
         });
     }
-}
-
-fn engine_name(e: Engine) -> &'static str {
-    match e {
-        Engine::Postgres => "postgres",
-        Engine::Mysql => "mysql",
-    }
-}
-
-/// A database job with the pod it runs in.
-struct Resolved<'a> {
-    job: &'a DbJob,
-    pod: String,
 }
 
 /// The snapshot's identity, from one clock reading.
@@ -788,99 +769,6 @@ async fn check_pvc(client: &kube::Client, ns: &str, pvc: &str) -> Result<Option<
         )));
     }
     Ok(found.metadata.uid)
-}
-
-fn script_request<'a>(
-    r: &'a Resolved<'a>,
-    script: db::Script,
-    hold_stdin: bool,
-    timeout: Duration,
-    what: &'a str,
-) -> ExecRequest<'a> {
-    ExecRequest {
-        pod: &r.pod,
-        container: &r.job.container,
-        argv: script.argv,
-        stdin: script.stdin,
-        hold_stdin,
-        timeout,
-        what,
-    }
-}
-
-async fn check_in_pod(pods: &Api<Pod>, r: &Resolved<'_>, threshold: u8) -> Result<()> {
-    let target: &DbTarget = &r.job.target;
-    let engine = engine_name(target.engine);
-    let what = format!("{engine} check");
-    let out = exec::run(
-        pods,
-        script_request(r, db::check_script(target), true, CHECK_TIMEOUT, &what),
-    )
-    .await?;
-    if out.exit_code != 0 {
-        return Err(Error::Exec(format!(
-            "{engine} check in pod {} failed (exit {}): {}",
-            r.pod,
-            out.exit_code,
-            out.stderr_summary()
-        )));
-    }
-    tracing::info!(
-        "{engine} check passed in pod {}: tools present, SELECT 1 ok",
-        r.pod
-    );
-
-    let what = format!("{engine} free space");
-    let out = exec::run(
-        pods,
-        script_request(
-            r,
-            db::space_script(&target.dump_file),
-            true,
-            CHECK_TIMEOUT,
-            &what,
-        ),
-    )
-    .await?;
-    if out.exit_code != 0 {
-        return Err(Error::Exec(format!(
-            "free-space check of {} in pod {} failed (exit {}): {}",
-            target.dump_file,
-            r.pod,
-            out.exit_code,
-            out.stderr_summary()
-        )));
-    }
-    let space = db::SpaceReport::parse(&out.stdout)
-        .map_err(|e| Error::Exec(format!("free-space check in pod {}: {e}", r.pod)))?;
-    space.verdict(threshold).map_err(|e| {
-        Error::Precondition(format!("not enough space for {} in pod {}: {e} (BAK_THRESHOLD_SPACE_USED_PERCENTAGE={threshold})", target.dump_file, r.pod))
-    })?;
-    tracing::info!("free space ok for {}: {space}", target.dump_file);
-    Ok(())
-}
-
-async fn dump_in_pod(pods: &Api<Pod>, r: &Resolved<'_>, timeout: Duration) -> Result<u64> {
-    let target = &r.job.target;
-    let engine = engine_name(target.engine);
-    let what = format!("{engine} dump");
-    let script = db::dump_script(target, timeout.as_secs().max(1));
-    let out = exec::run(
-        pods,
-        script_request(r, script, true, timeout + DUMP_GRACE, &what),
-    )
-    .await?;
-    if out.exit_code != 0 {
-        return Err(Error::Exec(format!(
-            "{engine} dump in pod {} failed (exit {}): {}; the previous dump {} is untouched",
-            r.pod,
-            out.exit_code,
-            out.stderr_summary(),
-            target.dump_file
-        )));
-    }
-    db::parse_dump_output(&out.stdout)
-        .map_err(|e| Error::Exec(format!("{engine} dump in pod {}: {e}", r.pod)))
 }
 
 /// The existing snapshots of this PVC (never namespace-wide), for the claim: only ready ones of

@@ -13,7 +13,9 @@ pub mod adhoc;
 pub mod api;
 pub mod apply;
 pub mod create;
+pub mod dbops;
 pub mod delete;
+pub mod download;
 pub mod env;
 pub mod gather;
 pub mod list;
@@ -69,6 +71,18 @@ async fn dispatch(command: Command, global: &GlobalArgs) -> ExitStatus {
         },
         Command::Restore(args) => restore::main(&args, global.output).await,
         Command::Rebind(args) => rebind::main(&args, global.output).await,
+        Command::Download(args) => match global.output.text_or_json() {
+            Ok(output) => download::main(&args, output).await,
+            Err(e) => report_error(&e),
+        },
+        Command::Postgres(c) => match global.output.text_or_json() {
+            Ok(output) => dbops::main(c.command, crate::db::Engine::Postgres, output).await,
+            Err(e) => report_error(&e),
+        },
+        Command::Mysql(c) => match global.output.text_or_json() {
+            Ok(output) => dbops::main(c.command, crate::db::Engine::Mysql, output).await,
+            Err(e) => report_error(&e),
+        },
         Command::Controller(c) => match c.command {
             ControllerCommand::SyncMetadataToVsc(args) => {
                 sync_labels::main(&args, global.output).await

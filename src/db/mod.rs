@@ -24,6 +24,12 @@ pub const SPACE_SCRIPT: &str = concat!(
     include_str!("scripts/space.sh")
 );
 
+/// `dump_cat.sh`: the dump file on stdout (`download --live`).
+pub const CAT_SCRIPT: &str = concat!(
+    include_str!("scripts/common.sh"),
+    include_str!("scripts/dump_cat.sh")
+);
+
 /// Which database a target is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -248,6 +254,75 @@ pub fn dump_script(target: &DbTarget, timeout_secs: u64) -> Script {
         }
     };
     Script::new(text, name, args, password_line(target))
+}
+
+/// The cat script: the dump file on stdout, streamed by the caller.
+pub fn cat_script(dump_file: &str) -> Script {
+    Script::new(
+        CAT_SCRIPT,
+        "backup-ns-dump-cat",
+        vec![dump_file.to_string()],
+        String::new(),
+    )
+}
+
+/// The info script; parse its stdout with [`InfoReport::parse`].
+pub fn info_script(target: &DbTarget) -> Script {
+    let (text, name) = match target.engine {
+        Engine::Postgres => (postgres::INFO_SCRIPT, "backup-ns-postgres-info"),
+        Engine::Mysql => (mysql::INFO_SCRIPT, "backup-ns-mysql-info"),
+    };
+    let args = vec![
+        target.host.clone(),
+        target.port.to_string(),
+        target.user.encode(),
+        target.database.encode(),
+        target.dump_file.clone(),
+    ];
+    Script::new(text, name, args, password_line(target))
+}
+
+/// What the info script reported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoReport {
+    pub server_version: String,
+    pub database_bytes: u64,
+    /// `None`: there is no dump file yet.
+    pub dump_bytes: Option<u64>,
+    /// `None`: no dump file, or its age could not be read.
+    pub dump_age_seconds: Option<u64>,
+}
+
+impl InfoReport {
+    /// Parses the `key=value` lines of the info script.
+    pub fn parse(stdout: &str) -> Result<InfoReport, String> {
+        let get = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(str::trim)
+                .ok_or_else(|| format!("no {key} in the info script's output {stdout:?}"))
+        };
+        let optional = |key: &str| -> Result<Option<u64>, String> {
+            match get(key)? {
+                "-" => Ok(None),
+                v => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{key}: not a number: {v:?}")),
+            }
+        };
+        let database_bytes = get("database_bytes")?;
+        Ok(InfoReport {
+            server_version: get("server_version")?.to_string(),
+            database_bytes: database_bytes
+                .parse()
+                .map_err(|_| format!("database_bytes: not a number: {database_bytes:?}"))?,
+            dump_bytes: optional("dump_bytes")?,
+            dump_age_seconds: optional("dump_age_seconds")?,
+        })
+    }
 }
 
 /// What `space.sh` saw beside the dump file.
@@ -502,6 +577,9 @@ mod tests {
             postgres::DUMP_SCRIPT,
             mysql::CHECK_SCRIPT,
             mysql::DUMP_SCRIPT,
+            CAT_SCRIPT,
+            postgres::INFO_SCRIPT,
+            mysql::INFO_SCRIPT,
         ] {
             assert!(text.starts_with(include_str!("scripts/common.sh")));
             assert!(!text.contains("#!/"), "no shebang: run as sh -c");
@@ -641,6 +719,27 @@ mod tests {
             Ok(()),
             "nothing to compare without a previous dump"
         );
+    }
+
+    #[test]
+    fn info_report_parses_the_script_lines() {
+        let r = InfoReport::parse(
+            "server_version=15.8 (Debian 15.8-1)\ndatabase_bytes=7654321\ndump_bytes=123\ndump_age_seconds=60\n",
+        )
+        .unwrap();
+        assert_eq!(r.server_version, "15.8 (Debian 15.8-1)");
+        assert_eq!(r.database_bytes, 7654321);
+        assert_eq!((r.dump_bytes, r.dump_age_seconds), (Some(123), Some(60)));
+        let none = InfoReport::parse(
+            "server_version=10.11.6-MariaDB\ndatabase_bytes=0\ndump_bytes=-\ndump_age_seconds=-\n",
+        )
+        .unwrap();
+        assert_eq!((none.dump_bytes, none.dump_age_seconds), (None, None));
+        assert!(InfoReport::parse("server_version=15\n").is_err());
+        assert!(InfoReport::parse(
+            "server_version=15\ndatabase_bytes=x\ndump_bytes=-\ndump_age_seconds=-"
+        )
+        .is_err());
     }
 
     #[test]

@@ -16,3 +16,10 @@ pub const DUMP_SCRIPT: &str = concat!(
     include_str!("scripts/dump_common.sh"),
     include_str!("scripts/postgres_dump.sh")
 );
+
+/// Args: host port user database dump_file; stdin: password line.
+pub const INFO_SCRIPT: &str = concat!(
+    include_str!("scripts/common.sh"),
+    include_str!("scripts/dump_info.sh"),
+    include_str!("scripts/postgres_info.sh")
+);

@@ -64,7 +64,7 @@ fn table_args() -> BTreeSet<(String, String, String, Option<char>)> {
     let mut out = BTreeSet::new();
     for s in SETTINGS.iter().chain(OPTIONS) {
         let commands: Vec<&str> = match s.scope {
-            Scope::Create => vec!["create", "env"],
+            Scope::Create => crate::settings::table::CREATE_COMMANDS.to_vec(),
             Scope::Global => vec![""],
             Scope::Commands => s.commands.to_vec(),
         };
@@ -382,6 +382,7 @@ fn samples(kind: Kind) -> Vec<String> {
             "",
         ]),
         Kind::AbsPath => strs(&["/var/lib/x.gz", "/x", "relative", "/", "/dir/", "/a\nb", ""]),
+        Kind::LocalPath => strs(&["dump.sql.gz", "/tmp/x.gz", "-", ""]),
         Kind::Host => strs(&[
             "127.0.0.1",
             "db.example",

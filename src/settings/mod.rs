@@ -379,6 +379,7 @@ fn expectation(kind: Kind) -> &'static str {
         Kind::Dns1123Label | Kind::Dns1123Subdomain | Kind::PvcName => "expected a Kubernetes name",
         Kind::ExecResource => "expected [TYPE/]NAME, e.g. deployment/app-base",
         Kind::AbsPath => "expected an absolute path",
+        Kind::LocalPath => "expected a file path or `-`",
         Kind::Host => "expected a host name or IP address",
         Kind::Charset => "expected a character set name such as utf8mb4",
         Kind::Rand => "expected a-z and 0-9",

@@ -40,6 +40,8 @@ pub enum Kind {
     ExecResource,
     /// An absolute file path (not ending in `/`) without newline or NUL.
     AbsPath,
+    /// A local file path, relative or absolute, or `-` for stdout.
+    LocalPath,
     /// A host name or IP address.
     Host,
     /// `${NAME}`/`$NAME` (the container's environment) or a literal without newline or NUL.
@@ -636,6 +638,17 @@ const ALL_LIFECYCLE: &[&str] = &[
     "restore pvc",
     "rebind",
 ];
+/// The commands that take every [`Scope::Create`] setting: `create` and `env`, and the ones
+/// that reuse `create`'s database flags (`download`, `postgres|mysql dump|info`).
+pub const CREATE_COMMANDS: &[&str] = &[
+    "create",
+    "env",
+    "download",
+    "postgres dump",
+    "postgres info",
+    "mysql dump",
+    "mysql info",
+];
 /// `restore pvc` and the original's `restore SNAPSHOT -p NEW_PVC`: the same flags.
 const RESTORE_PVC: &[&str] = &["restore", "restore pvc"];
 
@@ -879,6 +892,19 @@ pub const OPTIONS: &[SettingSpec] = &[
         "`deletionPolicy` of the new content (`Delete`: deleting the new snapshot deletes the \
          stored data, which the old content also points to)",
     ),
+    // --- download (and `create`'s database flags, see CREATE_COMMANDS) ---
+    row("BAK_DOWNLOAD_LIVE", "live", BOOL, Value("false"))
+        .commands(&["download"])
+        .doc("take the current dump file from the running database container (required for now)"),
+    row(
+        "BAK_DOWNLOAD_FILE",
+        "file",
+        Kind::LocalPath,
+        Computed("the dump file's name, in the current directory"),
+    )
+    .short('f')
+    .commands(&["download"])
+    .doc("where to write the dump, `-` for stdout; replaced only by a verified download"),
 ];
 
 /// The row of a `create` setting or global flag.

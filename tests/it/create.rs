@@ -13,22 +13,22 @@ use crate::emu::{fixtures, Emu, ExecEnv, Verb};
 use crate::support::Mariadb;
 use crate::support::Postgres;
 
-const NS: &str = "shop";
+pub(crate) const NS: &str = "shop";
 
 /// One test's world: the emulation with a namespace holding PVC `data` and a Deployment
 /// `app-base` whose pod runs its commands on this machine, plus a dump directory.
-struct World {
-    emu: Emu,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
+pub(crate) struct World {
+    pub(crate) emu: Emu,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) kubeconfig: PathBuf,
 }
 
 impl World {
-    async fn new() -> World {
+    pub(crate) async fn new() -> World {
         Self::with(Emu::start().await)
     }
 
-    fn with(emu: Emu) -> World {
+    pub(crate) fn with(emu: Emu) -> World {
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = emu.write_kubeconfig(dir.path()).expect("kubeconfig");
         emu.create(fixtures::pvc(NS, "data", true));
@@ -39,19 +39,19 @@ impl World {
         }
     }
 
-    fn dump_dir(&self) -> PathBuf {
+    pub(crate) fn dump_dir(&self) -> PathBuf {
         let d = self.dir.path().join("volume");
         fs::create_dir_all(&d).expect("dump dir");
         d
     }
 
-    fn dump_file(&self, name: &str) -> PathBuf {
+    pub(crate) fn dump_file(&self, name: &str) -> PathBuf {
         self.dump_dir().join(name)
     }
 
     /// A Deployment `app-base` (selector with labels *and* expressions) and its Ready pod with
     /// container `container`, whose exec runs here with `env` and PostgreSQL's tools on PATH.
-    fn app(&self, container: &str, env: &[(String, String)]) {
+    pub(crate) fn app(&self, container: &str, env: &[(String, String)]) {
         self.emu.create(fixtures::deployment(
             NS,
             "app-base",
@@ -93,14 +93,19 @@ impl World {
     }
 
     /// Runs the binary with a clean environment plus `vars`.
-    fn run(&self, vars: &[(&str, &str)]) -> Run {
+    pub(crate) fn run(&self, vars: &[(&str, &str)]) -> Run {
         let out = self.command(vars).output().expect("run backup-ns");
         Run::from(out)
     }
 
     fn command(&self, vars: &[(&str, &str)]) -> Command {
+        self.command_with(&["create", "-o", "json"], vars)
+    }
+
+    /// Runs the binary with `args`, a clean environment plus `vars`.
+    pub(crate) fn command_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_backup-ns"));
-        cmd.args(["create", "-o", "json"])
+        cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("KUBECONFIG", &self.kubeconfig)
@@ -111,7 +116,7 @@ impl World {
         cmd
     }
 
-    fn snapshots(&self) -> Vec<Value> {
+    pub(crate) fn snapshots(&self) -> Vec<Value> {
         self.emu.list("volumesnapshots", Some(NS))
     }
 
@@ -140,7 +145,7 @@ impl World {
             .collect()
     }
 
-    fn exec_scripts(&self) -> Vec<String> {
+    pub(crate) fn exec_scripts(&self) -> Vec<String> {
         self.emu
             .requests()
             .into_iter()
@@ -151,17 +156,17 @@ impl World {
 }
 
 /// PostgreSQL's tools first (the server's own version), then the system's.
-fn tool_path() -> String {
+pub(crate) fn tool_path() -> String {
     format!(
         "{}:/usr/local/bin:/usr/bin:/bin",
         Postgres::bin_dir().display()
     )
 }
 
-struct Run {
-    code: i32,
-    result: Value,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) result: Value,
+    pub(crate) stderr: String,
 }
 
 impl From<Output> for Run {
@@ -191,7 +196,7 @@ fn labels(vs: &Value) -> BTreeMap<String, String> {
 }
 
 /// A database in the shared server with a few rows of awkward text; returns its name.
-fn pg_database(pg: &Postgres, name: &str) -> String {
+pub(crate) fn pg_database(pg: &Postgres, name: &str) -> String {
     pg.createdb(name);
     pg.psql_in(
         name,
@@ -201,7 +206,7 @@ fn pg_database(pg: &Postgres, name: &str) -> String {
     name.to_string()
 }
 
-fn pg_vars<'a>(dump: &'a str, db: &'a str, port: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn pg_vars<'a>(dump: &'a str, db: &'a str, port: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("BAK_DB_POSTGRES", "true"),
         ("BAK_DB_POSTGRES_DUMP_FILE", dump),
@@ -210,7 +215,7 @@ fn pg_vars<'a>(dump: &'a str, db: &'a str, port: &'a str) -> Vec<(&'a str, &'a s
     ]
 }
 
-fn gunzip(path: &Path) -> String {
+pub(crate) fn gunzip(path: &Path) -> String {
     let out = Command::new("gzip")
         .arg("-cd")
         .arg(path)

@@ -6,6 +6,7 @@ mod adhoc;
 mod chart;
 mod create;
 mod db_scripts;
+mod download;
 mod e2e;
 mod e2e_flows;
 mod e2e_rbac;
