@@ -1215,8 +1215,10 @@ fn dump_tmp_exists(w: &World) -> bool {
 /// The in-pod script noticed stdin closing: pg_dump and gzip are gone, their temporary file
 /// too, and the previous dump is as it was.
 fn assert_dump_abandoned_cleanly(w: &World, dump: &Path) {
+    // Generous bounds: on a loaded 2-core machine (the whole suite in parallel, several real
+    // databases dumping) the watchdog's kill and cleanup have been seen to take over 15 s.
     assert!(
-        crate::support::wait_until(Duration::from_secs(15), || !dump_tmp_exists(w)),
+        crate::support::wait_until(Duration::from_secs(45), || !dump_tmp_exists(w)),
         "temporary file left behind"
     );
     assert_eq!(fs::read(dump).unwrap(), b"previous dump");
@@ -1229,7 +1231,7 @@ fn assert_dump_abandoned_cleanly(w: &World, dump: &Path) {
             .any(|e| fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == dump_dir))
     };
     assert!(
-        crate::support::wait_until(Duration::from_secs(10), || !in_dump_dir()),
+        crate::support::wait_until(Duration::from_secs(30), || !in_dump_dir()),
         "pg_dump or gzip still running"
     );
     assert!(w.snapshots().is_empty());
