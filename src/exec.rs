@@ -64,123 +64,48 @@ pub struct ExecRequest<'a> {
 }
 
 /// Runs the command and returns its output and exit code. A non-zero exit is not an error here;
-/// a lost connection, a missing status or the timeout is.
+/// a lost connection, a missing status or the timeout is. stdout is captured up to
+/// [`MAX_CAPTURE`] bytes and drained past it (an unread stream would stall the session).
 pub async fn run(pods: &Api<Pod>, req: ExecRequest<'_>) -> Result<ExecOutput> {
-    let params = AttachParams::default()
-        .container(req.container)
-        .stdin(true)
-        .stdout(true)
-        .stderr(true)
-        .max_stdout_buf_size(64 * 1024)
-        .max_stderr_buf_size(64 * 1024);
-    let what = req.what;
-    let mut attached = pods
-        .exec(req.pod, req.argv.clone(), &params)
-        .await
-        .map_err(|e| {
-            Error::Exec(format!(
-                "{what}: cannot exec in pod {}/{}: {e}",
-                req.pod, req.container
-            ))
-        })?;
-
-    let mut stdin = attached
-        .stdin()
-        .ok_or_else(|| Error::Exec(format!("{what}: no stdin stream")))?;
-    let stdout = attached
-        .stdout()
-        .ok_or_else(|| Error::Exec(format!("{what}: no stdout stream")))?;
-    let stderr = attached
-        .stderr()
-        .ok_or_else(|| Error::Exec(format!("{what}: no stderr stream")))?;
-    let status = attached
-        .take_status()
-        .ok_or_else(|| Error::Exec(format!("{what}: no status stream")))?;
-
-    let work = async move {
-        let feed = async {
-            stdin.write_all(req.stdin.as_bytes()).await?;
-            stdin.flush().await?;
-            if req.hold_stdin {
-                // Keep the writer alive until the command is done: dropping it would close the
-                // remote stdin (protocol v5) and trip the script's watchdog.
-                Ok::<_, std::io::Error>(Some(stdin))
-            } else {
-                stdin.shutdown().await?;
-                Ok(None)
-            }
-        };
-        let read_out = async {
-            // Keep the first MAX_CAPTURE bytes but drain everything: an unread stream would
-            // stall the whole session.
-            let mut stdout = stdout;
-            let (mut buf, mut chunk) = (Vec::new(), [0u8; 8192]);
-            loop {
-                let n = stdout.read(&mut chunk).await?;
-                if n == 0 {
-                    return Ok::<_, std::io::Error>(buf);
-                }
-                let room = MAX_CAPTURE.saturating_sub(buf.len()).min(n);
-                buf.extend_from_slice(&chunk[..room]);
-            }
-        };
-        let read_err = async {
-            // Bytes, not `lines()`: a tool's message may carry bytes that are not UTF-8 (a
-            // LATIN1 table name in a pg_dump warning), and the dump must not fail over it.
-            let mut stderr = BufReader::new(stderr);
-            let (mut kept, mut line) = (String::new(), Vec::new());
-            loop {
-                line.clear();
-                let n = (&mut stderr)
-                    .take(MAX_LINE as u64)
-                    .read_until(b'\n', &mut line)
-                    .await?;
-                if n == 0 {
-                    return Ok::<_, std::io::Error>(kept);
-                }
-                let text = String::from_utf8_lossy(&line);
-                let text = text.strip_suffix('\n').unwrap_or(&text);
-                tracing::info!(target: "backup_ns::pod", "{what}: {text}");
-                if kept.len() < MAX_CAPTURE {
-                    kept.push_str(text);
-                    kept.push('\n');
-                }
-            }
-        };
-        let (held, out, err) = tokio::join!(feed, read_out, read_err);
-        let status = status.await;
-        drop(held);
-        (out, err, status)
-    };
-
-    let (out, err, status) = match tokio::time::timeout(req.timeout, work).await {
-        Ok(r) => r,
-        Err(_) => {
-            // Dropping `attached` aborts the session; the container sees stdin EOF.
-            attached.abort();
-            return Err(Error::Exec(format!(
-                "{what}: timed out after {}s; the connection was closed so the command stops in the container",
-                req.timeout.as_secs()
-            )));
-        }
-    };
-    let stdout = String::from_utf8_lossy(
-        &out.map_err(|e| Error::Exec(format!("{what}: reading stdout: {e}")))?,
-    )
-    .into_owned();
-    let stderr = err.map_err(|e| Error::Exec(format!("{what}: reading stderr: {e}")))?;
-    let status = status.ok_or_else(|| {
-        Error::Exec(format!(
-            "{what}: the connection to pod {} closed before the command reported its exit status",
-            req.pod
-        ))
-    })?;
-    let exit_code = exit_code_of(&status).map_err(|m| Error::Exec(format!("{what}: {m}")))?;
+    let mut capture = Capture::default();
+    let out = run_streaming(pods, req, &mut capture).await?;
     Ok(ExecOutput {
-        stdout,
-        stderr,
-        exit_code,
+        stdout: String::from_utf8_lossy(&capture.kept).into_owned(),
+        stderr: out.stderr,
+        exit_code: out.exit_code,
     })
+}
+
+/// The sink of [`run`]: keeps the first [`MAX_CAPTURE`] bytes, accepts and drops the rest.
+#[derive(Default)]
+struct Capture {
+    kept: Vec<u8>,
+}
+
+impl tokio::io::AsyncWrite for Capture {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let room = MAX_CAPTURE.saturating_sub(self.kept.len()).min(buf.len());
+        self.kept.extend_from_slice(&buf[..room]);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 /// What a streamed command left besides the bytes it streamed.
@@ -196,10 +121,12 @@ pub struct StreamOutput {
 /// size of the output.
 const STREAM_CHUNK: usize = 64 * 1024;
 
-/// Like [`run`], but stdout is copied chunk by chunk into `sink` instead of being captured, so
-/// memory does not grow with the output (a dump streamed out of the container). stderr is still
-/// read concurrently and logged. A failed write to the sink is an error and drops the
-/// connection, which stops the command in the container. The sink is flushed, not shut down.
+/// Runs the command with stdout copied chunk by chunk into `sink`, so memory does not grow with
+/// the output (a dump streamed out of the container); [`run`] is this with a capturing sink.
+/// stderr is read concurrently and logged. A failed write to the sink is an error and drops the
+/// connection, which stops the command in the container. The sink is flushed, not shut down. A
+/// failed write to stdin is not an error by itself: the command then sees EOF, and its exit
+/// status (or the missing one) says what happened.
 pub async fn run_streaming<W>(
     pods: &Api<Pod>,
     req: ExecRequest<'_>,
@@ -243,11 +170,19 @@ where
             stdin.write_all(req.stdin.as_bytes()).await?;
             stdin.flush().await?;
             if req.hold_stdin {
+                // Keep the writer alive until the command is done: dropping it would close the
+                // remote stdin (protocol v5) and trip the script's watchdog.
                 Ok::<_, std::io::Error>(Some(stdin))
             } else {
                 stdin.shutdown().await?;
                 Ok(None)
             }
+        };
+        let feed = async {
+            Ok::<_, StreamError>(feed.await.unwrap_or_else(|e| {
+                tracing::debug!("{what}: writing stdin: {e}");
+                None
+            }))
         };
         let copy = async {
             let mut chunk = vec![0u8; STREAM_CHUNK];
@@ -267,11 +202,7 @@ where
         let read_err = async { log_stderr(stderr, what).await.map_err(StreamError::Stderr) };
         // `try_join`: a failed write ends the session at once; waiting for stderr and the
         // status of a command whose output nobody takes would hang until the timeout.
-        let (held, bytes, err) = tokio::try_join!(
-            async { feed.await.map_err(StreamError::Stdin) },
-            copy,
-            read_err
-        )?;
+        let (held, bytes, err) = tokio::try_join!(feed, copy, read_err)?;
         let status = status.await;
         drop(held);
         Ok::<_, StreamError>((bytes, err, status))
@@ -293,7 +224,6 @@ where
             // Dropping the session closes stdin in the container: the command stops.
             attached.abort();
             let e = match e {
-                StreamError::Stdin(e) => format!("writing stdin: {e}"),
                 StreamError::Read(e) => format!("reading stdout: {e}"),
                 StreamError::Write(e) => format!("writing the output: {e}"),
                 StreamError::Stderr(e) => format!("reading stderr: {e}"),
@@ -316,7 +246,6 @@ where
 }
 
 enum StreamError {
-    Stdin(std::io::Error),
     Read(std::io::Error),
     Write(std::io::Error),
     Stderr(std::io::Error),
