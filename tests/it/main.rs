@@ -8,6 +8,7 @@ mod create;
 mod db_scripts;
 mod download;
 mod e2e;
+mod e2e_download;
 mod e2e_flows;
 mod e2e_rbac;
 mod e2e_rebind;
