@@ -133,11 +133,15 @@ pub enum Command {
     /// backup-ns labels restored. The old content is left as it is. See `list --orphans`.
     #[command(alias = "rebindVsc")]
     Rebind(RebindArgs),
-    /// Download the current dump file from the running database container (`--live`, the
-    /// original's `downloadDump`), streamed, verified (gzip and the engine's completion
-    /// trailer), to a file or stdout; prints its size and sha256. Takes `create`'s database
-    /// flags.
+    /// Download the dump inside a snapshot (a temporary PVC and a helper pod), or with --live
+    /// the current dump file of the running database container (the original's
+    /// `downloadDump`): streamed, verified (gzip and the engine's completion trailer), to a
+    /// file or stdout; prints its size and sha256. Takes `create`'s database flags.
     Download(Box<DownloadArgs>),
+    /// Prove a snapshot restores: its dump loaded into a throwaway database server in a helper
+    /// pod (table and row counts, --expect checks), or for a volume-only snapshot the
+    /// --expect-file files present; labels the snapshot verified / verify-failed.
+    Verify(Box<VerifyArgs>),
     /// PostgreSQL in its container: `dump` (the checks and the atomic dump of `create`, no
     /// snapshot) and `info` (server version, database size, the dump file's size and age).
     Postgres(DbCommandArgs),
@@ -145,17 +149,67 @@ pub enum Command {
     Mysql(DbCommandArgs),
 }
 
-/// `download --live [-f FILE|-]` and `create`'s database flags.
+/// `download SNAPSHOT|--live [-f FILE|-]` and `create`'s database flags.
 #[derive(Debug, Default, Clone, Args)]
 pub struct DownloadArgs {
-    /// Take the current dump file from the running database container. (Downloading from a
-    /// snapshot is not built yet, so this is required.)
+    #[command(flatten)]
+    pub from: FromSnapshotArgs,
+    /// Take the current dump file from the running database container instead of a snapshot
+    /// (the original's `downloadDump`).
     #[arg(long, env = "BAK_DOWNLOAD_LIVE", num_args = 0..=1, default_missing_value = "true")]
     pub live: Option<String>,
     /// Where to write the dump (`-`: stdout). Written under a temporary name beside it and
     /// renamed once verified, so an existing file is only replaced by a complete dump.
     #[arg(short = 'f', long = "file", env = "BAK_DOWNLOAD_FILE")]
     pub file: Option<String>,
+    /// How long reading the dump may take, the helper pod's start included, with a unit.
+    #[arg(long, env = "BAK_DOWNLOAD_TIMEOUT")]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// The snapshot `restore dump`, `download` and `verify` read, and how its volume is read.
+#[derive(Debug, Default, Clone, Args)]
+pub struct FromSnapshotArgs {
+    /// The VolumeSnapshot: a name, or `latest` (the newest ready snapshot of --pvc).
+    pub snapshot: Option<String>,
+    /// The newest ready snapshot of --pvc taken before this time (RFC 3339, or a date:
+    /// midnight starting it in --tz).
+    #[arg(long, env = "BAK_RESTORE_BEFORE")]
+    pub before: Option<String>,
+    /// The dump file on the restored volume, relative to the volume's root (default: the
+    /// dump file of the snapshot's env-config, relative to where the database container
+    /// mounts the snapshotted PVC).
+    #[arg(long = "dump-path", env = "BAK_RESTORE_DUMP_PATH")]
+    pub dump_path: Option<String>,
+    /// The uid the helper pod runs as (default: the database container's runAsUser, else its
+    /// pod's, else 999, the official PostgreSQL and MariaDB images' database user).
+    #[arg(long = "helper-uid", env = "BAK_HELPER_UID")]
+    pub helper_uid: Option<String>,
+}
+
+/// `verify SNAPSHOT|latest`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub from: FromSnapshotArgs,
+    /// A check `SQL=MIN`: the first column of the query's first row must be an integer of at
+    /// least MIN (e.g. `SELECT count(*) FROM orders=1`). Repeatable; in the variable one per
+    /// line.
+    #[arg(long = "expect", env = "BAK_VERIFY_EXPECT", value_delimiter = '\n')]
+    pub expect: Vec<String>,
+    /// A file that must exist on the restored volume, relative to its root. Repeatable; in the
+    /// variable comma-separated. The check of a volume-only snapshot.
+    #[arg(long = "expect-file", env = "BAK_VERIFY_EXPECT_FILES", value_delimiter = ',')]
+    pub expect_file: Vec<String>,
+    /// Image of the helper pod for a volume-only snapshot (a database's helper runs the
+    /// database container's image).
+    #[arg(long, env = "BAK_VERIFY_IMAGE")]
+    pub image: Option<String>,
+    /// How long the whole verification may take, with a unit.
+    #[arg(long, env = "BAK_VERIFY_TIMEOUT")]
+    pub timeout: Option<String>,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -398,8 +452,9 @@ pub enum ControllerCommand {
     SyncMetadataToVsc(SyncLabelsArgs),
 }
 
-/// Every setting of `create` (and `env`), each backed by its `BAK_*` variable.
-#[derive(Debug, Default, Clone, Args)]
+/// Every setting of `create` (and `env`), each backed by its `BAK_*` variable. Serde lets the
+/// snapshot commands fill the unset ones from a snapshot's `env-config` annotation.
+#[derive(Debug, Default, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct CreateArgs {
     /// Run every read and in-pod check, print the VolumeSnapshot; write nothing.
     #[arg(long, env = "BAK_DRY_RUN", num_args = 0..=1, default_missing_value = "true")]
@@ -596,6 +651,28 @@ pub enum RestoreCommand {
     /// A new PVC whose dataSource is the snapshot (storage class, access modes, volumeMode and
     /// size from the snapshotted PVC when it still exists).
     Pvc(RestorePvcArgs),
+    /// The dump inside the snapshot back into the live database: a temporary PVC from the
+    /// snapshot, a helper pod from the database container's image, the dump streamed into
+    /// the database (PostgreSQL: one transaction). Asks first; --yes elsewhere.
+    Dump(Box<RestoreDumpArgs>),
+}
+
+/// `restore dump SNAPSHOT|latest`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct RestoreDumpArgs {
+    #[command(flatten)]
+    pub from: FromSnapshotArgs,
+    /// Restore into this database (created when missing) instead of over the live one.
+    #[arg(long = "into-database", env = "BAK_RESTORE_INTO_DATABASE")]
+    pub into_database: Option<String>,
+    /// Do not ask; required when stdin is not a terminal.
+    #[arg(short = 'y', long, env = "BAK_YES", num_args = 0..=1, default_missing_value = "true")]
+    pub yes: Option<String>,
+    /// How long the whole restore may take, the helper pod's start included, with a unit.
+    #[arg(long, env = "BAK_RESTORE_DUMP_TIMEOUT")]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub create: CreateArgs,
 }
 
 /// `restore pvc`.

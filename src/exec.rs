@@ -135,6 +135,33 @@ pub async fn run_streaming<W>(
 where
     W: tokio::io::AsyncWrite + Unpin + ?Sized,
 {
+    run_piped(pods, req, None, sink).await
+}
+
+/// [`run_streaming`] that also copies `source` into stdin after [`ExecRequest::stdin`], chunk by
+/// chunk (a dump streamed into the database): memory stays flat. Stdin is then held or closed
+/// as the request says. A failed read from `source` is an error and drops the connection.
+pub async fn run_fed<W>(
+    pods: &Api<Pod>,
+    req: ExecRequest<'_>,
+    source: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+    sink: &mut W,
+) -> Result<StreamOutput>
+where
+    W: tokio::io::AsyncWrite + Unpin + ?Sized,
+{
+    run_piped(pods, req, Some(source), sink).await
+}
+
+async fn run_piped<W>(
+    pods: &Api<Pod>,
+    req: ExecRequest<'_>,
+    source: Option<&mut (dyn tokio::io::AsyncRead + Unpin + Send)>,
+    sink: &mut W,
+) -> Result<StreamOutput>
+where
+    W: tokio::io::AsyncWrite + Unpin + ?Sized,
+{
     let params = AttachParams::default()
         .container(req.container)
         .stdin(true)
@@ -167,22 +194,36 @@ where
 
     let work = async move {
         let feed = async {
-            stdin.write_all(req.stdin.as_bytes()).await?;
-            stdin.flush().await?;
+            stdin.write_all(req.stdin.as_bytes()).await.map_err(StreamError::Stdin)?;
+            if let Some(source) = source {
+                let mut chunk = vec![0u8; STREAM_CHUNK];
+                loop {
+                    let n = source.read(&mut chunk).await.map_err(StreamError::Source)?;
+                    if n == 0 {
+                        break;
+                    }
+                    stdin.write_all(&chunk[..n]).await.map_err(StreamError::Stdin)?;
+                }
+            }
+            stdin.flush().await.map_err(StreamError::Stdin)?;
             if req.hold_stdin {
                 // Keep the writer alive until the command is done: dropping it would close the
                 // remote stdin (protocol v5) and trip the script's watchdog.
-                Ok::<_, std::io::Error>(Some(stdin))
+                Ok::<_, StreamError>(Some(stdin))
             } else {
-                stdin.shutdown().await?;
+                stdin.shutdown().await.map_err(StreamError::Stdin)?;
                 Ok(None)
             }
         };
         let feed = async {
-            Ok::<_, StreamError>(feed.await.unwrap_or_else(|e| {
-                tracing::debug!("{what}: writing stdin: {e}");
-                None
-            }))
+            match feed.await {
+                Ok(held) => Ok(held),
+                Err(StreamError::Stdin(e)) => {
+                    tracing::debug!("{what}: writing stdin: {e}");
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
         };
         let copy = async {
             let mut chunk = vec![0u8; STREAM_CHUNK];
@@ -227,6 +268,8 @@ where
                 StreamError::Read(e) => format!("reading stdout: {e}"),
                 StreamError::Write(e) => format!("writing the output: {e}"),
                 StreamError::Stderr(e) => format!("reading stderr: {e}"),
+                StreamError::Source(e) => format!("reading what goes to stdin: {e}"),
+                StreamError::Stdin(e) => format!("writing stdin: {e}"),
             };
             return Err(Error::Exec(format!("{what}: {e}")));
         }
@@ -246,6 +289,10 @@ where
 }
 
 enum StreamError {
+    /// Writing stdin failed: the command sees EOF and its exit status says the rest.
+    Stdin(std::io::Error),
+    /// Reading the source of stdin failed.
+    Source(std::io::Error),
     Read(std::io::Error),
     Write(std::io::Error),
     Stderr(std::io::Error),

@@ -50,15 +50,22 @@ pub const PIN: &str = key!("pin");
 pub const PVC_UID: &str = key!("pvc-uid");
 /// Annotation holding the `BAK_*` configuration of the run (see [`env_config_annotation`]).
 pub const ENV_CONFIG: &str = key!("env-config");
-/// `YYYY-MM-DD`: the day a restore of this snapshot was last verified to work. Written by the
-/// future `verify` command (the restore issue); `status` already shows the latest one per PVC.
+/// `YYYY-MM-DD`: the day a restore of this snapshot was last verified to work. Written by
+/// `verify` (which removes [`VERIFY_FAILED`]); `status` shows the latest one per PVC.
 pub const VERIFIED: &str = key!("verified");
-/// `YYYY-MM-DD`: the day a verification of this snapshot last failed. Written by the future
-/// `verify` command, like [`VERIFIED`].
+/// `YYYY-MM-DD`: the day a verification of this snapshot last failed. Written by `verify`
+/// (which removes [`VERIFIED`]).
 pub const VERIFY_FAILED: &str = key!("verify-failed");
 /// On a PVC made by `restore pvc`: the snapshot it was restored from (label when the name fits
 /// a label value, annotation always), so `kubectl get pvc -l backup-ns.sh/restored-from` finds it.
 pub const RESTORED_FROM: &str = key!("restored-from");
+/// On the temporary PVC and helper pod of `restore dump`, `download SNAPSHOT` and `verify`:
+/// what they are for (`restore`, `download`, `verify`). Finds leftovers of killed runs.
+pub const SCRATCH: &str = key!("scratch");
+/// Annotation on those objects: when (RFC 3339) they may be deleted by a later run.
+pub const SCRATCH_EXPIRES: &str = key!("scratch-expires");
+/// Annotation on those objects: the snapshot they read.
+pub const SCRATCH_SNAPSHOT: &str = key!("snapshot");
 
 /// A value that is not one of an enum's label values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -608,10 +615,85 @@ pub fn env_config_annotation(vars: impl IntoIterator<Item = (String, String)>) -
         .join("\n")
 }
 
+/// Reads an [`ENV_CONFIG`] annotation back: `KEY='value'` lines as [`env_config_annotation`]
+/// writes them (and the original did). A malformed annotation is an error naming where it
+/// breaks, never a guess.
+pub fn parse_env_config(text: &str) -> std::result::Result<BTreeMap<String, String>, String> {
+    let mut vars = BTreeMap::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('\n') {
+            rest = r;
+            continue;
+        }
+        let eq = rest
+            .find('=')
+            .ok_or_else(|| format!("expected KEY='value' at {:?}", first_line(rest)))?;
+        let key = &rest[..eq];
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(format!("invalid variable name {key:?}"));
+        }
+        rest = rest[eq + 1..]
+            .strip_prefix('\'')
+            .ok_or_else(|| format!("the value of {key} is not single-quoted"))?;
+        let mut value = String::new();
+        loop {
+            let end = rest
+                .find('\'')
+                .ok_or_else(|| format!("the value of {key} has no closing quote"))?;
+            value.push_str(&rest[..end]);
+            rest = &rest[end + 1..];
+            match rest.strip_prefix("\\''") {
+                Some(r) => {
+                    value.push('\'');
+                    rest = r;
+                }
+                None => break,
+            }
+        }
+        if !(rest.is_empty() || rest.starts_with('\n')) {
+            return Err(format!("unexpected text after the value of {key}"));
+        }
+        vars.insert(key.to_owned(), value);
+    }
+    Ok(vars)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_env_config_annotation_reads_back_what_was_written() {
+        let vars = [
+            ("BAK_DB_POSTGRES", "true"),
+            ("BAK_DB_POSTGRES_DB", "it's \"quoted\""),
+            ("BAK_NOTE", "two\nlines ''"),
+            ("BAK_EMPTY", ""),
+            ("BAK_DB_POSTGRES_PASSWORD", "never"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let text = env_config_annotation(vars.clone());
+        let back = parse_env_config(&text).unwrap();
+        let expected: BTreeMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| !k.contains("PASSWORD"))
+            .collect();
+        assert_eq!(back, expected);
+        assert_eq!(parse_env_config("").unwrap(), BTreeMap::new());
+        for bad in ["BAK_X=unquoted", "BAK_X='open", "{\"BAK_X\":\"1\"}", "BAK X='1'", "BAK_X='1'x"] {
+            assert!(parse_env_config(bad).is_err(), "{bad}");
+        }
+    }
     use chrono_tz::Europe::Vienna;
 
     fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {

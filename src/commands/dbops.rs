@@ -160,30 +160,35 @@ pub async fn info_in_pod(pods: &Api<Pod>, r: &Resolved<'_>) -> Result<db::InfoRe
         .map_err(|e| Error::Exec(format!("{engine} info in pod {}: {e}", r.pod)))
 }
 
-/// Streams the dump file out of the container into `sink`, chunk by chunk; returns the bytes
-/// copied. A missing file or a failed `cat` is an error naming the file.
-pub async fn stream_dump<W>(
+/// Streams `file` (absolute, or relative to the container's working directory) out of
+/// `(pod, container)` into `sink`; returns the bytes copied.
+pub async fn stream_file<W>(
     pods: &Api<Pod>,
-    r: &Resolved<'_>,
+    (pod, container): (&str, &str),
+    file: &str,
     timeout: Duration,
+    what: &str,
     sink: &mut W,
 ) -> Result<u64>
 where
     W: tokio::io::AsyncWrite + Unpin + ?Sized,
 {
-    let target = &r.job.target;
-    let what = format!("{} download", engine_name(target.engine));
-    let out = exec::run_streaming(
-        pods,
-        script_request(r, db::cat_script(&target.dump_file), true, timeout, &what),
-        sink,
-    )
-    .await?;
+    let script = db::cat_script(file);
+    let req = ExecRequest {
+        pod,
+        container,
+        argv: script.argv,
+        stdin: script.stdin,
+        hold_stdin: true,
+        timeout,
+        what,
+    };
+    let out = exec::run_streaming(pods, req, sink).await?;
     if out.exit_code != 0 {
         let line = db::last_error_line(&out.stderr);
         return Err(Error::Exec(format!(
-            "reading {} in pod {} failed (exit {}): {line}",
-            target.dump_file, r.pod, out.exit_code,
+            "reading {file} in pod {pod} failed (exit {}): {line}",
+            out.exit_code,
         )));
     }
     Ok(out.bytes)

@@ -8,7 +8,7 @@
 //! `resourceVersion` (a conflict re-reads it; pinned meanwhile means not deleted).
 
 use std::collections::HashMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use kube::api::Api;
 use serde::Serialize;
@@ -37,10 +37,6 @@ struct DeleteOutput<'a> {
     result: Option<&'a ApplyReport>,
 }
 
-/// `y` or `yes`, any case: anything else keeps the snapshot.
-fn confirmed(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
 
 /// The sweep's deletion of `r`, done by hand.
 fn deletion_of(r: &SnapshotRecord) -> Deletion {
@@ -174,10 +170,7 @@ pub async fn main(args: &DeleteArgs, output: crate::cli::Output) -> ExitStatus {
         return ExitStatus::Success;
     }
     if ask {
-        eprint!("Delete {line}? [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err() || !confirmed(&answer) {
+        if !super::ask(&format!("Delete {line}?")) {
             eprintln!("not deleted");
             return ExitStatus::Failure;
         }
@@ -217,16 +210,6 @@ pub async fn main(args: &DeleteArgs, output: crate::cli::Output) -> ExitStatus {
 mod tests {
     use super::*;
     use crate::retention::SnapshotRecord;
-
-    #[test]
-    fn only_yes_confirms() {
-        for yes in ["y", "Y", "yes\n", " YES "] {
-            assert!(confirmed(yes), "{yes:?}");
-        }
-        for no in ["", "\n", "n", "no", "yep", "j"] {
-            assert!(!confirmed(no), "{no:?}");
-        }
-    }
 
     #[test]
     fn the_summary_says_what_happens_to_the_storage() {

@@ -184,8 +184,15 @@ pub struct DownloadReport {
     pub engine: &'static str,
     pub pod: String,
     pub container: String,
-    /// The dump file in the container.
+    /// The dump file in the container (from a snapshot: on the restored volume, relative to
+    /// its root).
     pub source: String,
+    /// The snapshot read (`None`: `--live`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// With `--dry-run` from a snapshot: the temporary PVC and helper pod it would create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<Vec<serde_json::Value>>,
     /// The local file, or `-`.
     pub file: String,
     pub bytes: Option<u64>,
@@ -253,15 +260,135 @@ pub async fn main(args: &DownloadArgs, output: OutputFormat) -> ExitStatus {
 
 async fn run(args: &DownloadArgs, output: OutputFormat) -> Result<ExitStatus> {
     let live = Raw::opt("BAK_DOWNLOAD_LIVE", &args.live).bool()?;
-    if !live {
-        return Err(Error::config(
-            "BAK_DOWNLOAD_LIVE (--live)",
-            "false",
-            "downloading from a snapshot is not built yet; pass --live to take the current dump \
-             file from the running database container",
-        ));
-    }
     let file = Raw::opt("BAK_DOWNLOAD_FILE", &args.file).get()?;
+    let from_snapshot = args.from.snapshot.is_some() || args.from.before.is_some();
+    match (live, from_snapshot) {
+        (true, true) => Err(Error::config(
+            "BAK_DOWNLOAD_LIVE (--live)",
+            "true",
+            "give a snapshot or --live, not both",
+        )),
+        (false, false) => Err(Error::config(
+            "SNAPSHOT",
+            "",
+            "required: a VolumeSnapshot name, `latest --pvc PVC`, `--before TIME --pvc PVC`, or \
+             --live for the running database's current dump file",
+        )),
+        (true, false) => run_live(args, output, file).await,
+        (false, true) => run_snapshot(args, output, file).await,
+    }
+}
+
+/// `download SNAPSHOT`: the dump on a volume restored from the snapshot, read by a helper pod.
+async fn run_snapshot(
+    args: &DownloadArgs,
+    output: OutputFormat,
+    file: Option<&str>,
+) -> Result<ExitStatus> {
+    use super::from_snapshot::{gather, FromSnapshot};
+    use super::workbench::{Purpose, Workbench, CONTAINER};
+    let opts = FromSnapshot::from_args(&args.from, &args.create)?;
+    let timeout_raw = Raw::opt("BAK_DOWNLOAD_TIMEOUT", &args.timeout);
+    let timeout = timeout_raw.duration_or("30m")?;
+    if timeout.is_zero() {
+        return Err(timeout_raw.err("0", "must be greater than zero, e.g. 30m"));
+    }
+    let (client, context_ns) = super::client(false)
+        .await
+        .map_err(|e| Error::Exec(format!("{e:#}")))?;
+    let requests = super::api::Requests::new(client.clone(), super::api::DEFAULT_QPS);
+    let now = chrono::Utc::now();
+    let g = gather(&requests, &client, &context_ns, &opts, &args.create, false, now).await?;
+    let (Some(job), Some(dump)) = (g.job(), g.dump_path.clone()) else {
+        return Err(Error::Precondition(format!(
+            "volumesnapshot {}/{} is a volume-only snapshot (no database in its env-config): \
+             there is no dump to download; `backup-ns restore pvc` gives you its volume",
+            g.namespace, g.snapshot_name
+        )));
+    };
+    let engine = job.target.engine;
+    let target = target_of(file, &dump)?;
+    let helper = g.helper(None, opts.helper_uid)?;
+    let plan = g.plan(Purpose::Download, &helper, timeout, now)?;
+    let mut report = DownloadReport {
+        namespace: g.namespace.clone(),
+        engine: engine_name(engine),
+        pod: plan.name.clone(),
+        container: CONTAINER.into(),
+        source: dump.clone(),
+        snapshot: Some(g.snapshot_name.clone()),
+        file: match &target {
+            Target::Stdout => "-".into(),
+            Target::File(p) => p.display().to_string(),
+        },
+        ..Default::default()
+    };
+    if g.settings.dry_run {
+        tracing::info!(
+            "dry run: would restore volumesnapshot {} into a temporary PVC, read {dump} in helper \
+             pod {} ({}) and write it to {}",
+            g.snapshot_name,
+            plan.name,
+            helper.image,
+            report.file
+        );
+        report.manifests = Some(vec![plan.pvc.clone(), plan.pod.clone()]);
+        print_report(&report, output, target == Target::Stdout);
+        return Ok(ExitStatus::Success);
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &g.namespace);
+    let mut bench = Workbench::new(&plan);
+    let result = tokio::select! {
+        r = async {
+            bench.open(&requests, &plan).await?;
+            download(&pods, (&plan.name, CONTAINER), &dump, timeout, engine, &target).await
+        } => r,
+        sig = signal() => Err(Error::Interrupted(format!("{sig}: download stopped"))),
+    };
+    bench.close(&requests).await;
+    finish(result, &mut report, output, &target)
+}
+
+/// Logs and prints the outcome; no partial file stays behind.
+fn finish(
+    result: Result<Verified>,
+    report: &mut DownloadReport,
+    output: OutputFormat,
+    target: &Target,
+) -> Result<ExitStatus> {
+    // Whatever happened, no partial file stays behind (the future that wrote it is gone).
+    if let Target::File(p) = target {
+        let _ = std::fs::remove_file(temp_path(p));
+    }
+    let status = match result {
+        Ok(v) => {
+            tracing::info!(
+                bytes = v.bytes,
+                sha256 = v.sha256.as_str(),
+                "downloaded {} from pod {} to {}",
+                report.source,
+                report.pod,
+                report.file
+            );
+            report.bytes = Some(v.bytes);
+            report.sha256 = Some(v.sha256);
+            ExitStatus::Success
+        }
+        Err(e) => {
+            report.error = Some(e.to_string());
+            super::report_error(&e)
+        }
+    };
+    print_report(report, output, *target == Target::Stdout);
+    Ok(status)
+}
+
+/// `download --live`: the current dump file of the running database container.
+async fn run_live(
+    args: &DownloadArgs,
+    output: OutputFormat,
+    file: Option<&str>,
+) -> Result<ExitStatus> {
     let settings = super::settings_from(&args.create)?;
     let job = one_database(&settings, "download")?;
     let target = target_of(file, &job.target.dump_file)?;
@@ -293,38 +420,21 @@ async fn run(args: &DownloadArgs, output: OutputFormat) -> Result<ExitStatus> {
         return Ok(ExitStatus::Success);
     }
     let result = tokio::select! {
-        r = download(&pods, &r, settings.dump_timeout, job.target.engine, &target) => r,
+        r = download(
+            &pods,
+            (&r.pod, &job.container),
+            &job.target.dump_file,
+            settings.dump_timeout,
+            job.target.engine,
+            &target,
+        ) => r,
         sig = signal() => Err(Error::Exec(format!("{sig}: download stopped"))),
     };
-    // Whatever happened, no partial file stays behind (the future that wrote it is gone).
-    if let Target::File(p) = &target {
-        let _ = std::fs::remove_file(temp_path(p));
-    }
-    let status = match result {
-        Ok(v) => {
-            tracing::info!(
-                bytes = v.bytes,
-                sha256 = v.sha256.as_str(),
-                "downloaded {} from pod {} to {}",
-                report.source,
-                report.pod,
-                report.file
-            );
-            report.bytes = Some(v.bytes);
-            report.sha256 = Some(v.sha256);
-            ExitStatus::Success
-        }
-        Err(e) => {
-            report.error = Some(e.to_string());
-            super::report_error(&e)
-        }
-    };
-    print_report(&report, output, target == Target::Stdout);
-    Ok(status)
+    finish(result, &mut report, output, &target)
 }
 
 /// SIGTERM or SIGINT (never, if the handlers cannot be installed).
-async fn signal() -> &'static str {
+pub async fn signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::terminate()),
@@ -349,12 +459,14 @@ pub(crate) async fn connect(settings: &Settings) -> Result<(kube::Client, String
 
 async fn download(
     pods: &Api<Pod>,
-    r: &dbops::Resolved<'_>,
+    (pod, container): (&str, &str),
+    file: &str,
     timeout: std::time::Duration,
     engine: Engine,
     target: &Target,
 ) -> Result<Verified> {
-    let what = format!("{} in pod {}", r.job.target.dump_file, r.pod);
+    let what = format!("{file} in pod {pod}");
+    let stream_what = format!("{} download", engine_name(engine));
     let verify = |verifier: DumpVerifier| {
         verifier
             .finish()
@@ -366,7 +478,8 @@ async fn download(
                 inner: tokio::io::stdout(),
                 verifier: DumpVerifier::new(engine),
             };
-            dbops::stream_dump(pods, r, timeout, &mut sink).await?;
+            dbops::stream_file(pods, (pod, container), file, timeout, &stream_what, &mut sink)
+                .await?;
             sink.inner
                 .flush()
                 .await
@@ -375,17 +488,18 @@ async fn download(
         }
         Target::File(path) => {
             let temp = temp_path(path);
-            let file = tokio::fs::OpenOptions::new()
+            let out = tokio::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&temp)
                 .await
                 .map_err(|e| Error::Exec(format!("cannot create {}: {e}", temp.display())))?;
             let mut sink = VerifyingSink {
-                inner: tokio::io::BufWriter::with_capacity(256 * 1024, file),
+                inner: tokio::io::BufWriter::with_capacity(256 * 1024, out),
                 verifier: DumpVerifier::new(engine),
             };
-            dbops::stream_dump(pods, r, timeout, &mut sink).await?;
+            dbops::stream_file(pods, (pod, container), file, timeout, &stream_what, &mut sink)
+                .await?;
             let write_err = |e: std::io::Error| Error::Exec(format!("{}: {e}", temp.display()));
             sink.inner.flush().await.map_err(write_err)?;
             sink.inner.get_ref().sync_all().await.map_err(write_err)?;

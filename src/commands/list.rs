@@ -43,6 +43,10 @@ pub struct Row {
     pub monthly: Option<String>,
     pub delete_after: Option<String>,
     pub pinned: bool,
+    /// The `verified` label: the day `verify` last proved a restore of it works.
+    pub verified: Option<String>,
+    /// The `verify-failed` label: the day a verification of it last failed.
+    pub verify_failed: Option<String>,
     /// The `retain` label; `None`: removed, the snapshot is kept forever.
     pub retain: Option<String>,
     pub kept_forever: bool,
@@ -78,10 +82,23 @@ impl Row {
             monthly: label(labels::MONTHLY),
             delete_after: label(labels::DELETE_AFTER),
             pinned: l.contains_key(labels::PIN),
+            verified: label(labels::VERIFIED),
+            verify_failed: label(labels::VERIFY_FAILED),
             kept_forever: retain.is_none(),
             retain,
             content: status.and_then(|s| s.bound_volume_snapshot_content_name.clone()),
         }
+    }
+}
+
+/// The VERIFIED cell: the day of the last verification, `failed <day>` when it failed (the
+/// newer label wins if an edit left both), `-` when never verified.
+pub fn verified_cell(r: &Row) -> String {
+    match (&r.verified, &r.verify_failed) {
+        (Some(ok), Some(failed)) if ok > failed => ok.clone(),
+        (_, Some(failed)) => format!("failed {failed}"),
+        (Some(ok), None) => ok.clone(),
+        (None, None) => "-".into(),
     }
 }
 
@@ -136,6 +153,7 @@ pub fn table(rows: &[Row], now: DateTime<Utc>, tz: Tz, namespaces: bool, wide: b
         "MONTHLY",
         "DELETE-AFTER",
         "PINNED",
+        "VERIFIED",
     ];
     if namespaces {
         header.insert(0, "NAMESPACE");
@@ -162,6 +180,7 @@ pub fn table(rows: &[Row], now: DateTime<Utc>, tz: Tz, namespaces: bool, wide: b
             dash(&r.monthly),
             delete_after,
             if r.pinned { "yes" } else { "-" }.to_owned(),
+            verified_cell(r),
         ];
         if namespaces {
             line.insert(0, r.namespace.clone());
@@ -506,7 +525,8 @@ mod tests {
                 "WEEKLY",
                 "MONTHLY",
                 "DELETE-AFTER",
-                "PINNED"
+                "PINNED",
+                "VERIFIED"
             ]
         );
         assert_eq!(
@@ -522,6 +542,7 @@ mod tests {
                 "-",
                 "-",
                 "never",
+                "-",
                 "-"
             ]
         );
@@ -538,6 +559,7 @@ mod tests {
                 "-",
                 "-",
                 "2025-01-07",
+                "-",
                 "-"
             ]
         );
@@ -555,11 +577,26 @@ mod tests {
         let lines: Vec<&str> = wide.lines().collect();
         let header = cols(lines[0]);
         assert_eq!(header[0], "NAMESPACE");
-        assert_eq!(header[12..], ["RETAIN", "TIME", "CONTENT"]);
+        assert_eq!(header[13..], ["RETAIN", "TIME", "CONTENT"]);
         assert_eq!(
-            cols(lines[1])[12..],
+            cols(lines[1])[13..],
             ["daily_weekly_monthly", "2025-01-08T00:30:00+01:00", "-"]
         );
+    }
+
+    #[test]
+    fn the_verified_column_shows_the_last_verification() {
+        let mut r = row("shop", "data", "x", "2025-01-07T23:30:00Z");
+        assert_eq!(verified_cell(&r), "-");
+        r.verified = Some("2025-01-08".into());
+        assert_eq!(verified_cell(&r), "2025-01-08");
+        r.verify_failed = Some("2025-01-15".into());
+        assert_eq!(verified_cell(&r), "failed 2025-01-15");
+        r.verified = Some("2025-01-22".into());
+        assert_eq!(verified_cell(&r), "2025-01-22");
+        let text = table(&[r], t("2025-01-23T00:00:00Z"), Tz::UTC, false, false);
+        let last = text.lines().nth(1).unwrap().split_whitespace().last().unwrap().to_owned();
+        assert_eq!(last, "2025-01-22");
     }
 
     #[test]

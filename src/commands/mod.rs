@@ -16,6 +16,7 @@ pub mod create;
 pub mod dbops;
 pub mod delete;
 pub mod download;
+pub mod from_snapshot;
 pub mod env;
 pub mod gather;
 pub mod list;
@@ -25,9 +26,12 @@ pub mod prune;
 pub mod ratelimit;
 pub mod rebind;
 pub mod restore;
+pub mod restore_dump;
 pub mod retain;
 pub mod status;
 pub mod sync_labels;
+pub mod verify;
+pub mod workbench;
 
 /// Runs one command to its exit status, then writes the metrics it emitted
 /// ([`crate::metrics::emit`]) to the sinks of `BAK_METRICS_PUSHGATEWAY` and
@@ -69,7 +73,17 @@ async fn dispatch(command: Command, global: &GlobalArgs) -> ExitStatus {
             Ok(output) => adhoc::main(&args, output).await,
             Err(e) => report_error(&e),
         },
-        Command::Restore(args) => restore::main(&args, global.output).await,
+        Command::Restore(args) => match &args.command {
+            Some(crate::cli::RestoreCommand::Dump(a)) => match global.output.text_or_json() {
+                Ok(output) => restore_dump::main(a, output).await,
+                Err(e) => report_error(&e),
+            },
+            _ => restore::main(&args, global.output).await,
+        },
+        Command::Verify(args) => match global.output.text_or_json() {
+            Ok(output) => verify::main(&args, output).await,
+            Err(e) => report_error(&e),
+        },
         Command::Rebind(args) => rebind::main(&args, global.output).await,
         Command::Download(args) => match global.output.text_or_json() {
             Ok(output) => download::main(&args, output).await,
@@ -89,6 +103,21 @@ async fn dispatch(command: Command, global: &GlobalArgs) -> ExitStatus {
             }
         },
     }
+}
+
+/// `y` or `yes`, any case: anything else is no.
+pub fn confirmed(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Asks `question` on the terminal (stderr, so stdout stays the command's); true only for an
+/// explicit yes. Callers have checked that stdin is a terminal.
+pub fn ask(question: &str) -> bool {
+    use std::io::{BufRead, Write};
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).is_ok() && confirmed(&answer)
 }
 
 /// Logs an error once and maps it to its exit status.
@@ -118,4 +147,17 @@ pub async fn client(kube_retry: bool) -> anyhow::Result<(kube::Client, String)> 
     let namespace = config.default_namespace.clone();
     let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
     Ok((client, namespace))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_yes_confirms() {
+        for yes in ["y", "Y", "yes\n", " YES "] {
+            assert!(super::confirmed(yes), "{yes:?}");
+        }
+        for no in ["", "\n", "n", "no", "yep", "j"] {
+            assert!(!super::confirmed(no), "{no:?}");
+        }
+    }
 }

@@ -54,6 +54,67 @@ fn tz(value: &Option<String>, tz_env: Option<&str>) -> Result<Tz> {
     Ok(resolve_tz(value.as_deref(), tz_env)?.0)
 }
 
+/// The snapshot argument of `restore pvc`, `restore dump`, `download` and `verify`: a name,
+/// `latest` or `--before TIME` (both with `--pvc`, returned as the second value).
+pub fn snapshot_choice(
+    snapshot: Option<&str>,
+    pvc: &Option<String>,
+    before: &Option<String>,
+    tz_value: &Option<String>,
+    tz_env: Option<&str>,
+) -> Result<(super::restore::SnapshotChoice, Option<String>)> {
+    use super::restore::SnapshotChoice;
+    use crate::Error;
+    let pvc_raw = Raw::opt("BAK_PVC_NAME", pvc);
+    let source_pvc = pvc_raw.get()?.map(str::to_owned);
+    if let Some(s) = &source_pvc {
+        labels::validate_label_value(&pvc_raw.name(), s)?;
+    }
+    let before_raw = Raw::opt("BAK_RESTORE_BEFORE", before);
+    let before = match before_raw.get()? {
+        None => None,
+        Some(v) => {
+            let tz = tz(tz_value, tz_env)?;
+            Some(super::restore::parse_before(v, tz).map_err(|reason| before_raw.err(v, reason))?)
+        }
+    };
+    let choice = match (snapshot, before) {
+        (Some(s), Some(_)) => {
+            return Err(Error::config(
+                "SNAPSHOT",
+                s,
+                "give a snapshot name, `latest` or --before (BAK_RESTORE_BEFORE), not both",
+            ))
+        }
+        (None, None) => {
+            return Err(Error::config(
+                "SNAPSHOT",
+                "",
+                "required: a VolumeSnapshot name, `latest` (with --pvc) or --before TIME (with \
+                 --pvc)",
+            ))
+        }
+        (None, Some(t)) => SnapshotChoice::Before(t),
+        (Some(super::restore::LATEST), None) => SnapshotChoice::Latest,
+        (Some(s), None) => {
+            labels::validate_dns1123_subdomain("SNAPSHOT", s)?;
+            SnapshotChoice::Name(s.to_owned())
+        }
+    };
+    if !matches!(choice, SnapshotChoice::Name(_)) && source_pvc.is_none() {
+        let what = if matches!(choice, SnapshotChoice::Latest) {
+            "latest"
+        } else {
+            "--before"
+        };
+        return Err(pvc_raw.err(
+            "",
+            format!("required with {what}: the PVC whose snapshots to choose from"),
+        ));
+    }
+    Ok((choice, source_pvc))
+}
+
 /// Options of `retain`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetainOptions {
@@ -683,58 +744,16 @@ impl RestoreOptions {
                     )
                 })?;
                 labels::validate_dns1123_subdomain(&to_raw.name(), to)?;
-                let pvc_raw = Raw::opt("BAK_PVC_NAME", &p.pvc);
-                let source_pvc = pvc_raw.get()?.map(str::to_owned);
-                if let Some(s) = &source_pvc {
-                    labels::validate_label_value(&pvc_raw.name(), s)?;
-                }
-                let before_raw = Raw::opt("BAK_RESTORE_BEFORE", &p.before);
-                let before = match before_raw.get()? {
-                    None => None,
-                    Some(v) => {
-                        let tz = tz(&p.tz, tz_env)?;
-                        Some(
-                            super::restore::parse_before(v, tz)
-                                .map_err(|reason| before_raw.err(v, reason))?,
-                        )
-                    }
-                };
-                let choice = match (p.snapshot.as_deref(), before) {
-                    (Some(s), Some(_)) => {
-                        return Err(Error::config(
-                            "SNAPSHOT",
-                            s,
-                            "give a snapshot name, `latest` or --before (BAK_RESTORE_BEFORE), \
-                             not both",
-                        ))
-                    }
-                    (None, None) => {
-                        return Err(Error::config(
-                            "SNAPSHOT",
-                            "",
-                            "required: a VolumeSnapshot name, `latest` (with --pvc) or \
-                             --before TIME (with --pvc)",
-                        ))
-                    }
-                    (None, Some(t)) => SnapshotChoice::Before(t),
-                    (Some(super::restore::LATEST), None) => SnapshotChoice::Latest,
-                    (Some(s), None) => {
-                        labels::validate_dns1123_subdomain("SNAPSHOT", s)?;
-                        SnapshotChoice::Name(s.to_owned())
-                    }
-                };
-                if !matches!(choice, SnapshotChoice::Name(_)) && source_pvc.is_none() {
-                    let what = if matches!(choice, SnapshotChoice::Latest) {
-                        "latest"
-                    } else {
-                        "--before"
-                    };
-                    return Err(pvc_raw.err(
-                        "",
-                        format!("required with {what}: the PVC whose snapshots to choose from"),
-                    ));
-                }
+                let (choice, source_pvc) =
+                    snapshot_choice(p.snapshot.as_deref(), &p.pvc, &p.before, &p.tz, tz_env)?;
                 (choice, source_pvc, to.to_owned(), &p.common)
+            }
+            Some(RestoreCommand::Dump(_)) => {
+                return Err(Error::config(
+                    "SNAPSHOT",
+                    "",
+                    "`restore dump` is not a PVC restore",
+                ))
             }
             None => {
                 let Some(snapshot) = a.snapshot.as_deref() else {

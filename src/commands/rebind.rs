@@ -28,7 +28,7 @@
 //! cannot be created).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use chrono::{DateTime, Utc};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -563,9 +563,6 @@ struct RebindOutput<'a> {
     error: Option<String>,
 }
 
-fn confirmed(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
 
 fn pretty<T: Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("<cannot render: {e}>"))
@@ -656,10 +653,7 @@ pub async fn main(args: &RebindArgs, output: crate::cli::Output) -> ExitStatus {
         return ExitStatus::Success;
     }
     if ask {
-        eprint!("Create {}? [y/N] ", plan.summary());
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err() || !confirmed(&answer) {
+        if !super::ask(&format!("Create {}?", plan.summary())) {
             eprintln!("nothing created");
             return ExitStatus::Failure;
         }

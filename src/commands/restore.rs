@@ -417,14 +417,16 @@ pub async fn main(args: &RestoreArgs, output: crate::cli::Output) -> ExitStatus 
     }
 }
 
-/// The snapshot the options name, read at `now`; not-ready ones are refused.
-async fn snapshot(
+/// The snapshot `choice` names (`latest` and `--before` among those of `source_pvc`), read at
+/// `now`; not-ready ones are refused.
+pub async fn snapshot(
     requests: &Requests,
     ns: &str,
-    opts: &RestoreOptions,
+    choice: &SnapshotChoice,
+    source_pvc: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<VolumeSnapshot, Error> {
-    let vs = match &opts.choice {
+    let vs = match choice {
         SnapshotChoice::Name(name) => {
             let api: Api<VolumeSnapshot> = Api::namespaced(requests.client.clone(), ns);
             let what = format!("get volumesnapshot {ns}/{name}");
@@ -440,7 +442,7 @@ async fn snapshot(
                 })?
         }
         choice => {
-            let pvc = opts.source_pvc.as_deref().unwrap_or_default();
+            let pvc = source_pvc.unwrap_or_default();
             let selector = format!("{}={pvc}", labels::PVC);
             let mut all = Vec::new();
             gather::snapshots(
@@ -463,7 +465,7 @@ async fn snapshot(
                 .find(|v| v.metadata.name.as_deref() == Some(chosen.as_str()))
                 .expect("the chosen record is one of the snapshots");
             tracing::info!(
-                "restoring volumesnapshot {ns}/{chosen}, taken {}",
+                "using volumesnapshot {ns}/{chosen}, taken {}",
                 vs.taken_at()
                     .map_or_else(|| "at an unknown time".into(), |t| t.to_rfc3339())
             );
@@ -490,7 +492,14 @@ async fn run(
     opts: &RestoreOptions,
     format: OutputFormat,
 ) -> Result<ExitStatus, Error> {
-    let vs = snapshot(requests, ns, opts, Utc::now()).await?;
+    let vs = snapshot(
+        requests,
+        ns,
+        &opts.choice,
+        opts.source_pvc.as_deref(),
+        Utc::now(),
+    )
+    .await?;
     let vs_name = vs.metadata.name.clone().unwrap_or_default();
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(requests.client.clone(), ns);
 

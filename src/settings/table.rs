@@ -639,16 +639,23 @@ const ALL_LIFECYCLE: &[&str] = &[
     "rebind",
 ];
 /// The commands that take every [`Scope::Create`] setting: `create` and `env`, and the ones
-/// that reuse `create`'s database flags (`download`, `postgres|mysql dump|info`).
+/// that reuse `create`'s database flags (`download`, `restore dump`, `verify`,
+/// `postgres|mysql dump|info`).
 pub const CREATE_COMMANDS: &[&str] = &[
     "create",
     "env",
     "download",
+    "restore dump",
+    "verify",
     "postgres dump",
     "postgres info",
     "mysql dump",
     "mysql info",
 ];
+/// The commands that take a snapshot argument (`--before`).
+const SNAPSHOT_COMMANDS: &[&str] = &["restore pvc", "restore dump", "download", "verify"];
+/// The commands that read a snapshot's volume through a helper pod.
+const SNAPSHOT_READERS: &[&str] = &["restore dump", "download", "verify"];
 /// `restore pvc` and the original's `restore SNAPSHOT -p NEW_PVC`: the same flags.
 const RESTORE_PVC: &[&str] = &["restore", "restore pvc"];
 
@@ -804,7 +811,7 @@ pub const OPTIONS: &[SettingSpec] = &[
     .doc("a PVC whose newest ready backup is older is stale (exit code 1)"),
     row("BAK_YES", "yes", BOOL, Value("false"))
         .short('y')
-        .commands(&["delete", "rebind"])
+        .commands(&["delete", "rebind", "restore dump"])
         .doc("do not ask; required when stdin is not a terminal"),
     row(
         "BAK_ADHOC_FROM_CRONJOB",
@@ -831,8 +838,60 @@ pub const OPTIONS: &[SettingSpec] = &[
         Kind::LabelValue,
         Computed("none"),
     )
-    .commands(&["restore pvc"])
+    .commands(SNAPSHOT_COMMANDS)
     .doc("restore the newest ready snapshot of `--pvc` taken before this RFC 3339 time or date"),
+    row(
+        "BAK_RESTORE_DUMP_PATH",
+        "dump-path",
+        Kind::LocalPath,
+        Computed("the env-config's dump file, relative to the database container's mount"),
+    )
+    .commands(SNAPSHOT_READERS)
+    .doc("the dump on the restored volume, relative to its root"),
+    row(
+        "BAK_HELPER_UID",
+        "helper-uid",
+        Kind::Int {
+            min: 1,
+            max: 2_147_483_647,
+        },
+        Computed("the database container's runAsUser, else its pod's, else 999"),
+    )
+    .commands(SNAPSHOT_READERS)
+    .doc("uid of the helper pod (never root)"),
+    row(
+        "BAK_RESTORE_INTO_DATABASE",
+        "into-database",
+        Kind::ValueRef,
+        Computed("the live database"),
+    )
+    .commands(&["restore dump"])
+    .doc("restore into this database (created when missing) instead of over the live one"),
+    row("BAK_RESTORE_DUMP_TIMEOUT", "timeout", TIMEOUT, Value("2h"))
+        .commands(&["restore dump"])
+        .doc("the whole restore: helper pod start, verifying read, load"),
+    row("BAK_VERIFY_EXPECT", "expect", Kind::ValueRef, Computed("none"))
+        .commands(&["verify"])
+        .doc("`SQL=MIN` checks, one per line: the query's first value must be at least MIN"),
+    row(
+        "BAK_VERIFY_EXPECT_FILES",
+        "expect-file",
+        Kind::LocalPath,
+        Computed("none"),
+    )
+    .commands(&["verify"])
+    .doc("files that must be on the restored volume, comma-separated, relative to its root"),
+    row(
+        "BAK_VERIFY_IMAGE",
+        "image",
+        Kind::ValueRef,
+        Computed("the database container's image; `busybox:1.36` for a volume-only snapshot"),
+    )
+    .commands(&["verify"])
+    .doc("image of the helper pod"),
+    row("BAK_VERIFY_TIMEOUT", "timeout", TIMEOUT, Value("30m"))
+        .commands(&["verify"])
+        .doc("the whole verification: helper pod start, load, checks"),
     row(
         "BAK_RESTORE_STORAGE_CLASS",
         "storage-class",
@@ -895,7 +954,10 @@ pub const OPTIONS: &[SettingSpec] = &[
     // --- download (and `create`'s database flags, see CREATE_COMMANDS) ---
     row("BAK_DOWNLOAD_LIVE", "live", BOOL, Value("false"))
         .commands(&["download"])
-        .doc("take the current dump file from the running database container (required for now)"),
+        .doc("take the current dump file from the running database container, not a snapshot"),
+    row("BAK_DOWNLOAD_TIMEOUT", "timeout", TIMEOUT, Value("30m"))
+        .commands(&["download"])
+        .doc("reading a dump from a snapshot, the helper pod's start included"),
     row(
         "BAK_DOWNLOAD_FILE",
         "file",

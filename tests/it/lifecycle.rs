@@ -956,7 +956,8 @@ async fn lifecycle_list_table_sorting_filters_and_formats() {
             "WEEKLY",
             "MONTHLY",
             "DELETE-AFTER",
-            "PINNED"
+            "PINNED",
+            "VERIFIED"
         ]
     );
     let order: Vec<&str> = rows[1..].iter().map(|r| r[1]).collect();

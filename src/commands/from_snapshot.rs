@@ -1,0 +1,412 @@
+//! What `restore dump`, `download SNAPSHOT` and `verify` gather before they plan: the snapshot
+//! (a name, `latest` or `--before`), the database settings it was taken with, the live
+//! database pod, and where the dump lies on the restored volume.
+//!
+//! A snapshot remembers how it was made: its `env-config` annotation holds the run's `BAK_*`
+//! settings (passwords never). Flags and variables given now win; what they leave unset comes
+//! from the annotation, so `backup-ns verify latest --pvc data` needs nothing else in the
+//! namespace the backup CronJob runs in. The dump file's path is the database container's;
+//! on the restored volume it is that path relative to where the container mounts the
+//! snapshotted PVC (`--dump-path` says it when the pod is gone or mounts it oddly).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::Api;
+use serde_json::Value;
+
+use super::api::Requests;
+use super::restore::{self, SnapshotChoice, SourceInfo};
+use super::workbench::{self, HelperImage, Purpose};
+use crate::cli::{CreateArgs, FromSnapshotArgs};
+use crate::labels;
+use crate::settings::{DbJob, Raw, Settings};
+use crate::snapshot::VolumeSnapshot;
+use crate::{Error, Result};
+
+/// The checked snapshot arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FromSnapshot {
+    pub choice: SnapshotChoice,
+    pub source_pvc: Option<String>,
+    /// `--dump-path`: relative to the volume's root, checked.
+    pub dump_path: Option<String>,
+    pub helper_uid: Option<i64>,
+}
+
+impl FromSnapshot {
+    pub fn from_args(a: &FromSnapshotArgs, create: &CreateArgs) -> Result<FromSnapshot> {
+        let tz_env = std::env::var("TZ").ok();
+        let (choice, source_pvc) = super::options::snapshot_choice(
+            a.snapshot.as_deref(),
+            &create.pvc,
+            &a.before,
+            &create.tz,
+            tz_env.as_deref(),
+        )?;
+        let raw = Raw::opt("BAK_RESTORE_DUMP_PATH", &a.dump_path);
+        let dump_path = match raw.get()? {
+            None => None,
+            Some(p) => Some(check_relative(p).map_err(|reason| raw.err(p, reason))?),
+        };
+        let raw = Raw::opt("BAK_HELPER_UID", &a.helper_uid);
+        let helper_uid = match raw.get()? {
+            None => None,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(u) if (1..=2_147_483_647).contains(&u) => Some(u),
+                _ => {
+                    return Err(raw.err(
+                        v,
+                        "expected a non-root uid (1 to 2147483647): the helper never runs as root",
+                    ))
+                }
+            },
+        };
+        Ok(FromSnapshot {
+            choice,
+            source_pvc,
+            dump_path,
+            helper_uid,
+        })
+    }
+}
+
+/// A path on the restored volume: relative, no `..`, no NUL or newline.
+pub fn check_relative(p: &str) -> std::result::Result<String, String> {
+    let p = p.trim_start_matches("./");
+    if p.is_empty() || p.starts_with('/') {
+        return Err("expected a path relative to the volume's root, e.g. backup/dump.sql.gz".into());
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err("must not leave the volume (`..`)".into());
+    }
+    if p.contains(['\0', '\n']) {
+        return Err("must not contain NUL or a newline".into());
+    }
+    Ok(p.to_owned())
+}
+
+/// Where `dump_file` (a path in `container`) lies on the volume of PVC `claim`: relative to
+/// the container's mount of it (with its `subPath`).
+pub fn dump_on_volume(
+    pod: &Pod,
+    container: &str,
+    claim: &str,
+    dump_file: &str,
+) -> std::result::Result<String, String> {
+    let spec = pod.spec.as_ref().ok_or("the pod has no spec")?;
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|p| p.claim_name == claim)
+        })
+        .ok_or_else(|| format!("the pod mounts no volume of PVC {claim}"))?;
+    let c = spec
+        .containers
+        .iter()
+        .find(|c| c.name == container)
+        .ok_or_else(|| format!("the pod has no container {container}"))?;
+    let mounts: Vec<_> = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.name == volume.name)
+        .collect();
+    for m in &mounts {
+        let base = m.mount_path.trim_end_matches('/');
+        if let Some(rest) = dump_file.strip_prefix(base).and_then(|r| r.strip_prefix('/')) {
+            let sub = m.sub_path.as_deref().unwrap_or_default().trim_matches('/');
+            let rel = if sub.is_empty() {
+                rest.to_owned()
+            } else {
+                format!("{sub}/{rest}")
+            };
+            return check_relative(&rel);
+        }
+    }
+    match mounts.first() {
+        None => Err(format!(
+            "container {container} does not mount PVC {claim} (volume {})",
+            volume.name
+        )),
+        Some(m) => Err(format!(
+            "the dump file {dump_file} is not on PVC {claim}, which container {container} \
+             mounts at {}: the snapshot holds no dump",
+            m.mount_path
+        )),
+    }
+}
+
+/// Fills what `args` leaves unset from a snapshot's `env-config` variables (flags and the
+/// environment win). Only variables that are `create` settings are taken.
+pub fn with_env_config(
+    args: &CreateArgs,
+    env_config: &BTreeMap<String, String>,
+) -> Result<CreateArgs> {
+    let cmd = <CreateArgs as Args>::augment_args(clap::Command::new("create"));
+    let mut value = serde_json::to_value(args)
+        .map_err(|e| Error::Precondition(format!("cannot read the arguments: {e}")))?;
+    for arg in cmd.get_arguments() {
+        let Some(var) = arg.get_env().and_then(|e| e.to_str()) else {
+            continue;
+        };
+        let Some(from_snapshot) = env_config.get(var) else {
+            continue;
+        };
+        let id = arg.get_id().as_str();
+        if value.get(id) == Some(&Value::Null) {
+            value[id] = Value::String(from_snapshot.clone());
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Error::Precondition(format!("cannot read the arguments: {e}")))
+}
+
+/// Everything gathered for one snapshot command.
+pub struct Gathered {
+    pub namespace: String,
+    pub snapshot: VolumeSnapshot,
+    pub snapshot_name: String,
+    pub settings: Settings,
+    /// The running database pod and its container (when the snapshot has a database and the
+    /// pod could be found).
+    pub db_pod: Option<Pod>,
+    /// The dump on the restored volume, relative to its root (`None`: volume-only).
+    pub dump_path: Option<String>,
+    pub source: Option<SourceInfo>,
+}
+
+impl Gathered {
+    /// The database of the snapshot (`None`: a volume-only snapshot).
+    pub fn job(&self) -> Option<&DbJob> {
+        self.settings.databases.first()
+    }
+
+    /// The workbench for `purpose`, with the helper image given.
+    pub fn plan(
+        &self,
+        purpose: Purpose,
+        helper: &HelperImage,
+        timeout: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<workbench::Plan> {
+        let name = workbench::name(purpose);
+        let pvc = restore::plan(
+            &self.namespace,
+            &name,
+            &self.snapshot,
+            self.source.as_ref(),
+            &restore::Overrides::default(),
+        )?;
+        Ok(workbench::plan(
+            purpose, &name, pvc.manifest, helper, timeout, now,
+        ))
+    }
+
+    /// The helper's image and user from the database pod (or `image`, for a snapshot without
+    /// one or when the pod is gone).
+    pub fn helper(&self, image: Option<&str>, uid: Option<i64>) -> Result<HelperImage> {
+        match (&self.db_pod, self.job(), image) {
+            (_, _, Some(image)) => Ok(HelperImage {
+                image: image.to_owned(),
+                image_pull_secrets: Vec::new(),
+                uid: uid.unwrap_or(workbench::DEFAULT_UID),
+                gid: uid.unwrap_or(workbench::DEFAULT_UID),
+            }),
+            (Some(pod), Some(job), None) => HelperImage::of_pod(pod, &job.container, uid),
+            _ => Err(Error::config(
+                "BAK_VERIFY_IMAGE (--image)",
+                "",
+                "required: the snapshot has no running database pod to take the helper's image \
+                 from",
+            )),
+        }
+    }
+}
+
+/// Gathers for `opts`: `need_pod` says the live database pod is required (`restore dump`);
+/// otherwise a missing pod is fine when `--dump-path` says where the dump is.
+pub async fn gather(
+    requests: &Requests,
+    client: &kube::Client,
+    context_ns: &str,
+    opts: &FromSnapshot,
+    create: &CreateArgs,
+    need_pod: bool,
+    now: DateTime<Utc>,
+) -> Result<Gathered> {
+    let ns = match Raw::opt("BAK_NAMESPACE", &create.namespace).namespace()? {
+        Some(ns) => ns,
+        None => context_ns.to_owned(),
+    };
+    let snapshot = restore::snapshot(
+        requests,
+        &ns,
+        &opts.choice,
+        opts.source_pvc.as_deref(),
+        now,
+    )
+    .await?;
+    let snapshot_name = snapshot.metadata.name.clone().unwrap_or_default();
+    let env_config = match snapshot
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::ENV_CONFIG))
+    {
+        None => BTreeMap::new(),
+        Some(text) => labels::parse_env_config(text).map_err(|e| {
+            Error::Precondition(format!(
+                "volumesnapshot {ns}/{snapshot_name}: its {} annotation is malformed ({e}); \
+                 nothing was changed. Give the database flags (BAK_DB_*) yourself",
+                labels::ENV_CONFIG
+            ))
+        })?,
+    };
+    let mut merged = with_env_config(create, &env_config)?;
+    // The namespace is the snapshot's, whatever the run that made it said.
+    merged.namespace = Some(ns.clone());
+    let settings = super::settings_from(&merged)?;
+    if settings.databases.len() > 1 {
+        return Err(Error::config(
+            "BAK_DB_POSTGRES / BAK_DB_MYSQL",
+            "true",
+            "the snapshot names two databases; set BAK_DB_POSTGRES=false or BAK_DB_MYSQL=false \
+             to choose one",
+        ));
+    }
+    let claim = snapshot.spec.source.persistent_volume_claim_name.clone();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let source = match &claim {
+        Some(name) => {
+            let what = format!("get persistentvolumeclaim {ns}/{name}");
+            requests
+                .call(&what, || pvcs.get_opt(name))
+                .await
+                .map_err(|e| Error::kube(&what, e))?
+                .as_ref()
+                .map(SourceInfo::from_pvc)
+        }
+        None => None,
+    };
+    let mut db_pod = None;
+    let mut dump_path = opts.dump_path.clone();
+    if let Some(job) = settings.databases.first() {
+        match super::dbops::resolve(client, &ns, job).await {
+            Ok(r) => {
+                let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+                let what = format!("get pod {ns}/{}", r.pod);
+                let pod = requests
+                    .call(&what, || pods.get(&r.pod))
+                    .await
+                    .map_err(|e| Error::kube(&what, e))?;
+                if dump_path.is_none() {
+                    let claim = claim.as_deref().unwrap_or_default();
+                    dump_path = Some(
+                        dump_on_volume(&pod, &job.container, claim, &job.target.dump_file)
+                            .map_err(|e| {
+                                Error::Precondition(format!(
+                                    "pod {ns}/{}: {e}; give the dump's path on the volume \
+                                     with --dump-path",
+                                    r.pod
+                                ))
+                            })?,
+                    );
+                }
+                db_pod = Some(pod);
+            }
+            Err(e) if !need_pod && dump_path.is_some() => {
+                tracing::warn!("{e}; going on with --dump-path {}", dump_path.as_deref().unwrap_or_default());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Gathered {
+        namespace: ns,
+        snapshot,
+        snapshot_name,
+        settings,
+        db_pod,
+        dump_path,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(mount: &str, sub_path: Option<&str>) -> Pod {
+        let mut m = json!({"name": "data", "mountPath": mount});
+        if let Some(s) = sub_path {
+            m["subPath"] = json!(s);
+        }
+        serde_json::from_value(json!({
+            "metadata": {"name": "db-0"},
+            "spec": {
+                "containers": [{"name": "postgres", "image": "postgres:15", "volumeMounts": [m]}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_dump_path_on_the_volume_is_relative_to_the_mount() {
+        let p = pod("/var/lib/postgresql/data", None);
+        assert_eq!(
+            dump_on_volume(&p, "postgres", "data-db-0", "/var/lib/postgresql/data/backup/dump.sql.gz"),
+            Ok("backup/dump.sql.gz".to_owned())
+        );
+        let sub = pod("/var/lib/postgresql/data/", Some("pgdata"));
+        assert_eq!(
+            dump_on_volume(&sub, "postgres", "data-db-0", "/var/lib/postgresql/data/dump.sql.gz"),
+            Ok("pgdata/dump.sql.gz".to_owned())
+        );
+        let elsewhere = dump_on_volume(&p, "postgres", "data-db-0", "/tmp/dump.sql.gz").unwrap_err();
+        assert!(elsewhere.contains("not on PVC data-db-0"), "{elsewhere}");
+        // A prefix of a directory name is not that directory.
+        assert!(dump_on_volume(&p, "postgres", "data-db-0", "/var/lib/postgresql/database/d.gz").is_err());
+        assert!(dump_on_volume(&p, "postgres", "other", "/var/lib/postgresql/data/d.gz")
+            .unwrap_err()
+            .contains("no volume of PVC other"));
+        assert!(dump_on_volume(&p, "mysql", "data-db-0", "/var/lib/postgresql/data/d.gz").is_err());
+    }
+
+    #[test]
+    fn relative_paths_stay_on_the_volume() {
+        assert_eq!(check_relative("./backup/dump.sql.gz"), Ok("backup/dump.sql.gz".into()));
+        for bad in ["", "/abs/dump.sql.gz", "../etc/passwd", "a/../../b", "a\nb"] {
+            assert!(check_relative(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_snapshots_env_config_fills_only_what_is_unset() {
+        let given = CreateArgs {
+            postgres_db: Some("from-flag".into()),
+            ..Default::default()
+        };
+        let env_config = BTreeMap::from(
+            [
+                ("BAK_DB_POSTGRES", "true"),
+                ("BAK_DB_POSTGRES_DB", "from-snapshot"),
+                ("BAK_DB_POSTGRES_DUMP_FILE", "/data/dump.sql.gz"),
+                ("BAK_NOT_A_SETTING", "x"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        let merged = with_env_config(&given, &env_config).unwrap();
+        assert_eq!(merged.postgres.as_deref(), Some("true"));
+        assert_eq!(merged.postgres_db.as_deref(), Some("from-flag"));
+        assert_eq!(merged.postgres_dump_file.as_deref(), Some("/data/dump.sql.gz"));
+        assert_eq!(merged.mysql, None);
+    }
+}
