@@ -17,6 +17,7 @@ use std::fmt;
 
 pub mod mysql;
 pub mod postgres;
+pub mod restore;
 
 /// `space.sh`: `used_percent=N avail_bytes=N prev_bytes=N|-` for the dump file's directory.
 pub const SPACE_SCRIPT: &str = concat!(
@@ -141,7 +142,7 @@ impl fmt::Debug for Script {
 }
 
 impl Script {
-    fn new(text: &str, name: &str, args: Vec<String>, stdin: String) -> Script {
+    pub(crate) fn new(text: &str, name: &str, args: Vec<String>, stdin: String) -> Script {
         let mut argv = vec![
             "sh".to_string(),
             "-c".to_string(),
@@ -154,7 +155,7 @@ impl Script {
 }
 
 /// The password line for stdin.
-fn password_line(target: &DbTarget) -> String {
+pub(crate) fn password_line(target: &DbTarget) -> String {
     format!("{}\n", target.password.encode())
 }
 
