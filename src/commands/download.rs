@@ -142,7 +142,7 @@ impl DumpVerifier {
 /// Writes to `inner` and feeds what was written to a [`DumpVerifier`]; a chunk that breaks the
 /// gzip stream fails the write, which ends the exec session at once.
 pub struct VerifyingSink<W> {
-    inner: W,
+    pub inner: W,
     pub verifier: DumpVerifier,
 }
 

@@ -364,7 +364,7 @@ impl Checks<'_> {
             let script = checks::verify_script(engine, dump, self.expects);
             let out = self.exec(script, "verify").await?;
             if out.exit_code != 0 {
-                f.failure = Some(crate::db::last_error_line(&out.stderr));
+                f.failure = Some(crate::db::last_error_line(&out.stderr).to_owned());
                 return Ok(f);
             }
             let parsed = checks::VerifyReport::parse(&out.stdout)
