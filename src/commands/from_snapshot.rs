@@ -180,6 +180,8 @@ pub struct Gathered {
     /// The dump on the restored volume, relative to its root (`None`: volume-only).
     pub dump_path: Option<String>,
     pub source: Option<SourceInfo>,
+    /// The uid of the database's system user in its image (`id -u postgres` in the container).
+    pub db_user_uid: Option<i64>,
 }
 
 impl Gathered {
@@ -219,7 +221,9 @@ impl Gathered {
                 uid: uid.unwrap_or(workbench::DEFAULT_UID),
                 gid: uid.unwrap_or(workbench::DEFAULT_UID),
             }),
-            (Some(pod), Some(job), None) => HelperImage::of_pod(pod, &job.container, uid),
+            (Some(pod), Some(job), None) => {
+                HelperImage::of_pod(pod, &job.container, uid, self.db_user_uid)
+            }
             _ => Err(Error::config(
                 "BAK_VERIFY_IMAGE (--image)",
                 "",
@@ -296,6 +300,7 @@ pub async fn gather(
         None => None,
     };
     let mut db_pod = None;
+    let mut db_user_uid = None;
     let mut dump_path = opts.dump_path.clone();
     if let Some(job) = settings.databases.first() {
         match super::dbops::resolve(client, &ns, job).await {
@@ -319,6 +324,7 @@ pub async fn gather(
                             })?,
                     );
                 }
+                db_user_uid = user_uid(client, &ns, &r.pod, job).await;
                 db_pod = Some(pod);
             }
             Err(e) if !need_pod && dump_path.is_some() => {
@@ -335,7 +341,42 @@ pub async fn gather(
         db_pod,
         dump_path,
         source,
+        db_user_uid,
     })
+}
+
+/// The uid of the engine's system user in the database container's image, if it can be found
+/// (a failure only means the helper falls back to the default uid).
+async fn user_uid(client: &kube::Client, ns: &str, pod: &str, job: &DbJob) -> Option<i64> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let script = crate::db::user_id_script(job.target.engine);
+    let out = crate::exec::run(
+        &pods,
+        crate::exec::ExecRequest {
+            pod,
+            container: &job.container,
+            argv: script.argv,
+            stdin: script.stdin,
+            hold_stdin: true,
+            timeout: super::dbops::CHECK_TIMEOUT,
+            what: "database user id",
+        },
+    )
+    .await;
+    match out {
+        Ok(o) if o.exit_code == 0 => o.stdout.trim().parse().ok(),
+        Ok(o) => {
+            tracing::info!(
+                "no database system user in pod {pod}: {}",
+                crate::db::last_error_line(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

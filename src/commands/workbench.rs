@@ -77,8 +77,15 @@ pub struct HelperImage {
 }
 
 impl HelperImage {
-    /// The image, pull secrets and user of `container` in `pod`; `uid` overrides the user.
-    pub fn of_pod(pod: &Pod, container: &str, uid: Option<i64>) -> Result<HelperImage> {
+    /// The image, pull secrets and user of `container` in `pod`: `uid` overrides the user,
+    /// then the container's and the pod's non-root `runAsUser`, then `fallback` (the database's
+    /// system user found in the image), then [`DEFAULT_UID`].
+    pub fn of_pod(
+        pod: &Pod,
+        container: &str,
+        uid: Option<i64>,
+        fallback: Option<i64>,
+    ) -> Result<HelperImage> {
         let spec = pod.spec.as_ref();
         let c: Option<&Container> =
             spec.and_then(|s| s.containers.iter().find(|c| c.name == container));
@@ -94,6 +101,7 @@ impl HelperImage {
             .or_else(|| c_sc.and_then(|s| s.run_as_user))
             .or_else(|| pod_sc.and_then(|s| s.run_as_user))
             .filter(|u| *u != 0)
+            .or(fallback.filter(|u| *u != 0))
             .unwrap_or(DEFAULT_UID);
         let gid = c_sc
             .and_then(|s| s.run_as_group)
@@ -596,11 +604,11 @@ mod tests {
             }
         }))
         .unwrap();
-        let h = HelperImage::of_pod(&pod, "postgres", None).unwrap();
+        let h = HelperImage::of_pod(&pod, "postgres", None, Some(70)).unwrap();
         assert_eq!(h.image, "bitnami/postgresql:15");
         assert_eq!((h.uid, h.gid), (1003, 1002));
         assert_eq!(h.image_pull_secrets, ["regcred"]);
-        assert_eq!(HelperImage::of_pod(&pod, "postgres", Some(70)).unwrap().uid, 70);
+        assert_eq!(HelperImage::of_pod(&pod, "postgres", Some(71), None).unwrap().uid, 71);
         // An official image's pod runs as root and drops to its user itself: the helper uses
         // that user, never root.
         let root: Pod = serde_json::from_value(json!({
@@ -609,9 +617,12 @@ mod tests {
                      "containers": [{"name": "postgres", "image": "postgres:15"}]}
         }))
         .unwrap();
-        let h = HelperImage::of_pod(&root, "postgres", None).unwrap();
+        let h = HelperImage::of_pod(&root, "postgres", None, None).unwrap();
         assert_eq!((h.uid, h.gid), (DEFAULT_UID, DEFAULT_UID));
-        assert!(HelperImage::of_pod(&root, "mysql", None).is_err());
+        // The user found in the image (postgres is 70 in the Alpine images).
+        let h = HelperImage::of_pod(&root, "postgres", None, Some(70)).unwrap();
+        assert_eq!((h.uid, h.gid), (70, 70));
+        assert!(HelperImage::of_pod(&root, "mysql", None, None).is_err());
     }
 
     #[test]

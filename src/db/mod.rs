@@ -257,6 +257,21 @@ pub fn dump_script(target: &DbTarget, timeout_secs: u64) -> Script {
     Script::new(text, name, args, password_line(target))
 }
 
+/// `user_id.sh`: the uid of the engine's system user in the database container's image.
+pub const USER_ID_SCRIPT: &str = concat!(
+    include_str!("scripts/common.sh"),
+    include_str!("scripts/user_id.sh")
+);
+
+/// The user-id script for `engine`'s system user; its stdout is the uid.
+pub fn user_id_script(engine: Engine) -> Script {
+    let users = match engine {
+        Engine::Postgres => vec!["postgres".to_string()],
+        Engine::Mysql => vec!["mysql".to_string()],
+    };
+    Script::new(USER_ID_SCRIPT, "backup-ns-user-id", users, String::new())
+}
+
 /// The cat script: the dump file on stdout, streamed by the caller.
 pub fn cat_script(dump_file: &str) -> Script {
     Script::new(

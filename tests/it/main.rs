@@ -13,6 +13,7 @@ mod e2e_flows;
 mod e2e_rbac;
 mod e2e_rebind;
 mod e2e_restore;
+mod e2e_snapshot_flows;
 mod e2e_status;
 #[path = "../emu/mod.rs"]
 #[allow(dead_code)]
