@@ -1,11 +1,14 @@
-//! `make demo`: a whole `backup-ns create` on a machine without Kubernetes.
+//! `make demo`: a backup, its verification and a restore, on a machine without Kubernetes.
 //!
 //! A local sandbox, not a cluster: it starts a throwaway PostgreSQL in a temporary directory and
 //! the Kubernetes API emulation from `tests/emu` (real HTTP, exec over WebSocket, a simulated
-//! snapshot controller), seeds a namespace `demo` with a Bound PVC `data` and a Deployment
-//! `app-base` whose pod "runs" PostgreSQL, then runs the real `backup-ns` binary against it and
-//! shows the dump, the snapshot and its labels. Against a real cluster, run the same binary
-//! with your KUBECONFIG (see the README).
+//! snapshot controller that keeps a copy of the PVC's directory, a kubelet that runs helper
+//! pods' exec here), seeds a namespace `demo` with a Bound PVC `data` and a Deployment
+//! `app-base` whose pod "runs" PostgreSQL with the PVC mounted, then runs the real `backup-ns`
+//! binary against it: `create` (the dump, the snapshot, its labels), `verify latest` (the dump
+//! loaded into a scratch server from the snapshot), an accident (most orders deleted), and
+//! `restore dump latest` (the orders back). Against a real cluster, run the same binary with
+//! your KUBECONFIG (see the README).
 
 #[path = "../tests/emu/mod.rs"]
 #[allow(dead_code)]
@@ -83,7 +86,7 @@ async fn main() -> ExitCode {
     ));
     let env: Vec<(String, String)> = pg.env();
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    emu.create(fixtures::pod(
+    let mut pod = fixtures::pod(
         "demo",
         "app-base-7d4f9",
         &[("app", "shop")],
@@ -91,25 +94,46 @@ async fn main() -> ExitCode {
         "Running",
         true,
         false,
-    ));
+    );
+    // The pod mounts PVC data where the dump goes, as a database pod mounts its data volume.
+    pod["spec"]["volumes"] =
+        serde_json::json!([{ "name": "data", "persistentVolumeClaim": { "claimName": "data" } }]);
+    pod["spec"]["containers"][0]["volumeMounts"] =
+        serde_json::json!([{ "name": "data", "mountPath": volume.display().to_string() }]);
+    emu.create(pod);
+    emu.set_pvc_dir("demo", "data", &volume);
+    let tools = format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        Postgres::bin_dir().display()
+    );
     emu.set_pod_exec(
         "demo",
         "app-base-7d4f9",
         ExecEnv {
             cwd: Some(volume.clone()),
-            path: Some(format!(
-                "{}:/usr/local/bin:/usr/bin:/bin",
-                Postgres::bin_dir().display()
-            )),
+            path: Some(tools.clone()),
             ..Default::default()
         },
     );
+    // Helper pods (restore, verify) run the same tools.
+    emu.set_kubelet_exec(ExecEnv {
+        path: Some(tools),
+        ..Default::default()
+    });
     println!("API at {} (kubeconfig {})", emu.url(), kubeconfig.display());
     println!("namespace demo: pvc/data (Bound), deployment/app-base → pod app-base-7d4f9 (container postgres)");
 
     step("backup-ns create (logs on stderr, the result on stdout; -o json for machines)");
     let dump = volume.join("dump.sql.gz");
     let port = pg.port.to_string();
+    let backup_ns = |args: &[&str]| {
+        Command::new(&bin)
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("BAK_NAMESPACE", "demo")
+            .status()
+            .expect("run backup-ns")
+    };
     let status = Command::new(&bin)
         .arg("create")
         .env("KUBECONFIG", &kubeconfig)
@@ -124,6 +148,9 @@ async fn main() -> ExitCode {
         .env("BAK_LABEL_VS_TYPE", "adhoc")
         .status()
         .expect("run backup-ns");
+    if !status.success() {
+        return ExitCode::from(status.code().unwrap_or(1) as u8);
+    }
 
     step("What the cluster holds now");
     for vs in emu.list("volumesnapshots", Some("demo")) {
@@ -147,8 +174,40 @@ async fn main() -> ExitCode {
         ),
         Err(_) => println!("no dump file at {}", dump.display()),
     }
+
+    step("backup-ns verify latest --pvc data --expect 'SELECT count(*) FROM orders=1000'");
+    println!("(a temporary PVC from the snapshot, a helper pod from the database's image, a scratch server)");
+    let verified = backup_ns(&[
+        "verify",
+        "latest",
+        "--pvc",
+        "data",
+        "--expect",
+        "SELECT count(*) FROM orders=1000",
+    ]);
+    for vs in emu.list("volumesnapshots", Some("demo")) {
+        for (k, v) in vs["metadata"]["labels"].as_object().into_iter().flatten() {
+            if k.starts_with("backup-ns.sh/verif") {
+                println!("volumesnapshot/{}: {k}={}", vs["metadata"]["name"].as_str().unwrap_or("?"), v.as_str().unwrap_or_default());
+            }
+        }
+    }
+    if !verified.success() {
+        return ExitCode::from(verified.code().unwrap_or(1) as u8);
+    }
+
+    step("An accident: DELETE FROM orders WHERE id > 10");
+    pg.psql_in("shop", "DELETE FROM orders WHERE id > 10");
+    println!("orders now: {}", pg.psql_in("shop", "SELECT count(*) FROM orders").trim());
+
+    step("backup-ns restore dump latest --pvc data --yes");
+    println!("(the dump in the snapshot, checked, then loaded in one transaction into the live database)");
+    let restored = backup_ns(&["restore", "dump", "latest", "--pvc", "data", "--yes"]);
+    println!("orders now: {}", pg.psql_in("shop", "SELECT count(*) FROM orders").trim());
+    let left = emu.list("pods", Some("demo")).len() + emu.list("persistentvolumeclaims", Some("demo")).len();
+    println!("objects in namespace demo afterwards: {left} (the app's pod and PVC; the helpers are gone)");
     emu.assert_no_unexpected();
-    let code = status.code().unwrap_or(1);
+    let code = restored.code().unwrap_or(1);
     println!("\nbackup-ns exited with {code}");
     ExitCode::from(code as u8)
 }
