@@ -5,6 +5,7 @@
 mod adhoc;
 mod chart;
 mod create;
+mod db_restore;
 mod db_scripts;
 mod download;
 mod e2e;

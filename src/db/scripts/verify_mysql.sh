@@ -41,7 +41,7 @@ bns_find() {
 	return 1
 }
 bns_find bns_server mariadbd mysqld || bns_die "neither mariadbd nor mysqld found in PATH or /usr/sbin"
-bns_find bns_client mariadb mysql || bns_die "neither mariadb nor mysql found in PATH"
+bns_find bns_mysql_client mariadb mysql || bns_die "neither mariadb nor mysql found in PATH"
 
 bns_nss_wrapper mysql
 bns_out=$("$bns_server" --no-defaults --version 2>&1)
@@ -71,7 +71,7 @@ bns_pid=$!
 
 # bns_sql ARGS...: the client as root over the scratch socket.
 bns_sql() {
-	"$bns_client" --no-defaults --socket="$bns_s/sock" --user=root \
+	"$bns_mysql_client" --no-defaults --socket="$bns_s/sock" --user=root \
 		--default-character-set=utf8mb4 "$@"
 }
 bns_server_wait MySQL "$bns_s/server.log" bns_sql --execute='SELECT 1'
@@ -81,7 +81,7 @@ bns_out=$(bns_sql --execute='CREATE DATABASE backup_ns_verify CHARACTER SET utf8
 	bns_die "cannot create the scratch database: $bns_line"
 }
 bns_load 0 bns_sql --batch --database=backup_ns_verify <"$bns_dump"
-bns_load_verdict "${bns_client##*/}" "the dump does not restore"
+bns_load_verdict "${bns_mysql_client##*/}" "the dump does not restore"
 
 bns_out=$(bns_sql --batch --raw --skip-column-names --database=backup_ns_verify 2>&1 <<'BNS_SQL'
 SET SESSION sql_mode = '';
