@@ -73,18 +73,10 @@ impl FromSnapshot {
     }
 }
 
-/// A path on the restored volume: relative, no `..`, no NUL or newline.
+/// A path on the restored volume ([`crate::db::restore::validate_relative_path`]), `./` dropped.
 pub fn check_relative(p: &str) -> std::result::Result<String, String> {
     let p = p.trim_start_matches("./");
-    if p.is_empty() || p.starts_with('/') {
-        return Err("expected a path relative to the volume's root, e.g. backup/dump.sql.gz".into());
-    }
-    if p.split('/').any(|c| c == "..") {
-        return Err("must not leave the volume (`..`)".into());
-    }
-    if p.contains(['\0', '\n']) {
-        return Err("must not contain NUL or a newline".into());
-    }
+    crate::db::restore::validate_relative_path(p)?;
     Ok(p.to_owned())
 }
 
@@ -119,15 +111,13 @@ pub fn dump_on_volume(
         .filter(|m| m.name == volume.name)
         .collect();
     for m in &mounts {
-        let base = m.mount_path.trim_end_matches('/');
-        if let Some(rest) = dump_file.strip_prefix(base).and_then(|r| r.strip_prefix('/')) {
+        if let Ok(rest) = crate::db::restore::relative_dump_path(&m.mount_path, dump_file) {
             let sub = m.sub_path.as_deref().unwrap_or_default().trim_matches('/');
-            let rel = if sub.is_empty() {
-                rest.to_owned()
+            return if sub.is_empty() {
+                Ok(rest)
             } else {
-                format!("{sub}/{rest}")
+                check_relative(&format!("{sub}/{rest}"))
             };
-            return check_relative(&rel);
         }
     }
     match mounts.first() {

@@ -323,14 +323,19 @@ impl Restore<'_> {
             }
             Ok(())
         };
-        let script = db::restore::restore_script(self.target, self.into, self.into.is_some());
+        let script = db::restore::restore_script(
+            self.target,
+            self.into,
+            self.into.is_some(),
+            verified.bytes,
+        );
         let what = format!("{} restore", super::dbops::engine_name(engine));
         let load = async {
             let req = ExecRequest {
                 pod: self.db_pod,
                 container: self.container,
                 argv: script.argv.clone(),
-                stdin: format!("{}{}\n", script.stdin, verified.bytes),
+                stdin: script.stdin.clone(),
                 hold_stdin: true,
                 timeout: self.timeout,
                 what: &what,

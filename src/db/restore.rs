@@ -53,14 +53,16 @@ pub const VOLUME_CHECK_SCRIPT: &str = concat!(
     include_str!("scripts/volume_check.sh")
 );
 
-/// The restore script for `target`. `database` overrides the target's database
-/// (`--into-database`, a literal name); `create_if_missing` creates it when it does not exist.
-/// The caller writes [`Script::stdin`] (the password line), then streams the gzipped dump and
-/// closes stdin; parse stdout with [`parse_restore_output`].
+/// The restore script for `target` and a dump of `dump_bytes` bytes. `database` overrides the
+/// target's database (`--into-database`, a literal name); `create_if_missing` creates it when it
+/// does not exist. The caller writes [`Script::stdin`] (the password line and the byte count),
+/// then streams exactly `dump_bytes` bytes of the gzipped dump, and may keep stdin open until
+/// the script exits; parse stdout with [`parse_restore_output`].
 pub fn restore_script(
     target: &DbTarget,
     database: Option<&str>,
     create_if_missing: bool,
+    dump_bytes: u64,
 ) -> Script {
     let database = match database {
         Some(name) => ValueRef::Literal(name.to_string()).encode(),
@@ -80,7 +82,8 @@ pub fn restore_script(
             (RESTORE_MYSQL_SCRIPT, "backup-ns-mysql-restore")
         }
     };
-    Script::new(text, name, args, password_line(target))
+    let stdin = format!("{}{dump_bytes}\n", password_line(target));
+    Script::new(text, name, args, stdin)
 }
 
 /// The size of the restored SQL text from a restore script's stdout (`restored_bytes=N` on the
@@ -342,7 +345,7 @@ mod tests {
 
     #[test]
     fn restore_argv_matches_the_scripts_and_keeps_the_password_on_stdin() {
-        let pg = restore_script(&target(Engine::Postgres), None, false);
+        let pg = restore_script(&target(Engine::Postgres), None, false, 1234);
         assert_eq!(pg.argv[2], RESTORE_POSTGRES_SCRIPT);
         assert_eq!(
             pg.argv[3..],
@@ -355,13 +358,13 @@ mod tests {
                 "0"
             ]
         );
-        assert_eq!(pg.stdin, "=s3cret'\"$(x)\n");
+        assert_eq!(pg.stdin, "=s3cret'\"$(x)\n1234\n", "password, then the dump's size");
         assert!(pg.argv.iter().all(|a| !a.contains("s3cret")));
 
-        let into = restore_script(&target(Engine::Postgres), Some("$copy"), true);
+        let into = restore_script(&target(Engine::Postgres), Some("$copy"), true, 1);
         assert_eq!(into.argv[7..], ["=$copy", "1"], "an override is a literal");
 
-        let my = restore_script(&target(Engine::Mysql), Some("copy"), true);
+        let my = restore_script(&target(Engine::Mysql), Some("copy"), true, 1);
         assert_eq!(my.argv[2], RESTORE_MYSQL_SCRIPT);
         assert_eq!(
             my.argv[3..],

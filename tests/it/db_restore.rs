@@ -4,7 +4,7 @@
 //! Dumps are made by our own dump script, exactly as `create` makes them, of databases with
 //! hostile names (quotes, spaces, dots, a newline, non-ASCII) and values. Restore scripts run as
 //! the exec would run them in the database container: `sh -c SCRIPT NAME ARGS…`, the password
-//! line then the gzipped dump on stdin. Verify scripts run as in the helper pod: as the
+//! line, the dump's byte count, then the gzipped dump on stdin, which stays open. Verify scripts run as in the helper pod: as the
 //! unprivileged user, in the "restored volume" as the current directory, with `TMPDIR` a fresh
 //! directory of that user, and with the PostgreSQL binaries *not* on PATH (the script must find
 //! them in `/usr/lib/postgresql/*/bin` as in the official image).
@@ -42,7 +42,7 @@ struct Sandbox {
 }
 
 const TOOLS: &[&str] = &[
-    "gzip", "tail", "tee", "wc", "sed", "mkfifo", "rm", "mv", "ls", "df", "sleep", "sync", "mkdir",
+    "gzip", "head", "tail", "tee", "wc", "sed", "mkfifo", "rm", "mv", "ls", "df", "sleep", "sync", "mkdir",
     "chmod", "chown", "cat", "id", "kill",
 ];
 
@@ -323,9 +323,10 @@ fn pg_restore(sb: &Sandbox, pg: &Postgres, into: &str, create: bool, dump: &[u8]
         "postgres",
     );
     run(
-        &restore::restore_script(&target, Some(into), create),
+        &restore::restore_script(&target, Some(into), create, dump.len() as u64),
         dump.to_vec(),
-        false,
+        // As backup-ns does: stdin stays open after the announced bytes, until the script exits.
+        true,
         &sb.db_path(Engine::Postgres),
         &[],
         &sb.path("."),
@@ -699,9 +700,10 @@ fn my_dump(sb: &Sandbox, my: &Mariadb, database: &str) -> Vec<u8> {
 fn my_restore(sb: &Sandbox, my: &Mariadb, into: &str, create: bool, dump: &[u8]) -> Outcome {
     let target = sb.target(Engine::Mysql, my.port, &my.superuser, &my.password, "mysql");
     run(
-        &restore::restore_script(&target, Some(into), create),
+        &restore::restore_script(&target, Some(into), create, dump.len() as u64),
         dump.to_vec(),
-        false,
+        // As backup-ns does: stdin stays open after the announced bytes, until the script exits.
+        true,
         &sb.db_path(Engine::Mysql),
         &[],
         &sb.path("."),

@@ -31,6 +31,25 @@ bns_count() {
 	}
 }
 
+# bns_read_size: the dump's byte count, the line after the password on stdin (restore scripts).
+# The dump that follows is read to exactly that many bytes and no further: backup-ns keeps stdin
+# open until the script exits (an API server before 1.30 cannot close stdin alone without ending
+# the session and losing the exit status), so EOF cannot mark the dump's end. A connection that
+# drops early leaves fewer bytes, which gzip reports as a truncated stream: nothing is committed.
+bns_read_size() {
+	IFS= read -r bns_size || bns_usage "size: no line on stdin"
+	bns_is_uint "$bns_size" || bns_usage "size: not a number: $bns_size"
+}
+
+# bns_take: stdin to stdout, the first bns_size bytes when it is set, else all of it.
+bns_take() {
+	if [ -n "${bns_size:-}" ]; then
+		head -c "$bns_size"
+	else
+		cat
+	fi
+}
+
 # bns_feed TRAILER WRAP: decompress the gzipped dump on stdin to stdout. With WRAP=1 the SQL is
 # preceded by BEGIN; and followed by COMMIT; only when gzip succeeded and TRAILER was seen near
 # the end. Writes the verdict to fd 3 (lines gzip=N, trailer=yes|no, bytes=N) before COMMIT, so
@@ -43,7 +62,7 @@ bns_feed() {
 		{
 			{
 				{
-					gzip -cd
+					bns_take | gzip -cd
 					printf 'gzip=%s\n' "$?" >&6
 				} | tee /dev/fd/5 /dev/fd/8 >&7
 			} 5>&1 | bns_tailcheck "$1" >&6

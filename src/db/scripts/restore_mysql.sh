@@ -3,7 +3,8 @@
 # Usage: sh -c "$SCRIPT" backup-ns-mysql-restore HOST PORT USER DATABASE CREATE_IF_MISSING CHARSET
 # USER and DATABASE are encoded ("=literal" or "$NAME"); CREATE_IF_MISSING is 0 or 1
 # (`--into-database`: CREATE DATABASE IF NOT EXISTS first); CHARSET is --default-character-set.
-# Stdin: the encoded password line, then the gzipped dump (mysqldump/mariadb-dump) until EOF.
+# Stdin: the encoded password line, the dump's byte count (a line), then that many bytes of the
+# gzipped dump (mysqldump/mariadb-dump); stdin may stay open after them.
 # The client stops at the first SQL error. MySQL and MariaDB cannot roll back DDL (every DROP
 # TABLE / CREATE TABLE of the dump commits), so a failed restore may leave the database partly
 # restored: the script only makes the failure loud. A truncated or corrupt gzip stream, or a dump
@@ -25,8 +26,9 @@ case $6 in
 esac
 bns_host=$1 bns_port=$2 bns_create=$5 bns_charset=$6
 bns_read_password
+bns_read_size
 bns_first_of bns_client_tool mariadb mysql
-bns_require gzip tee tail wc
+bns_require gzip tee tail wc head
 bns_trailer='-- Dump completed'
 
 # bns_mysql ARGS...: the client with credentials, host, port and charset.

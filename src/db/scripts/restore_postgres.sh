@@ -4,7 +4,8 @@
 # Usage: sh -c "$SCRIPT" backup-ns-postgres-restore HOST PORT USER DATABASE CREATE_IF_MISSING
 # USER and DATABASE are encoded ("=literal" or "$NAME"); CREATE_IF_MISSING is 0 or 1
 # (`--into-database`: create DATABASE when it does not exist). Stdin: the encoded password line,
-# then the gzipped dump (pg_dump --clean --if-exists, as the dump script makes it) until EOF.
+# the dump's byte count (a line), then that many bytes of the gzipped dump (pg_dump --clean
+# --if-exists, as the dump script makes it); stdin may stay open after them.
 # The dump is loaded between BEGIN; and COMMIT; with ON_ERROR_STOP, and COMMIT is only sent when
 # the whole gzip stream decompressed cleanly and ended with the completion trailer: any failure
 # leaves the database exactly as it was (a database this run created is dropped again).
@@ -23,7 +24,8 @@ case $5 in
 esac
 bns_create=$5
 bns_read_password
-bns_require psql gzip tee tail wc
+bns_read_size
+bns_require psql gzip tee tail wc head
 bns_trailer='-- PostgreSQL database dump complete'
 
 PGHOST=$1 PGPORT=$2 PGUSER=$bns_user PGDATABASE=$bns_db PGPASSWORD=$bns_password
