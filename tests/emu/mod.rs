@@ -58,6 +58,7 @@ mod controller;
 mod exec;
 mod faults;
 pub mod fixtures;
+mod kubelet;
 mod log;
 mod patch;
 mod provisioner;
@@ -67,6 +68,7 @@ mod selectors;
 mod server;
 mod store;
 mod validation;
+mod volumes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -84,6 +86,7 @@ pub use {
     controller::{Snapshots, DEFAULT_DRIVER, SNAPSHOT_FINALIZERS},
     exec::{ExecEnv, ExecProtocols},
     faults::Fault,
+    kubelet::Pods,
     log::{ExecCall, RequestRecord, Unexpected, Verb},
 };
 
@@ -104,6 +107,10 @@ struct Shared {
     exec_protocols: ExecProtocols,
     snapshots: Mutex<controller::Settings>,
     controller: mpsc::UnboundedSender<controller::Work>,
+    /// Leaf locks: may be taken while holding `store`, never the other way round, and never
+    /// one inside the other.
+    kubelet: Mutex<kubelet::Settings>,
+    volumes: Mutex<volumes::Volumes>,
 }
 
 impl Shared {
@@ -117,28 +124,50 @@ impl Shared {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let provision = provisioner::provisions(rt, origin);
+        let run = kubelet::runs(rt, origin);
         let obj = {
             let mut store = lock(&self.store);
             let obj = if provision {
                 provisioner::admit(&store, obj)?
+            } else if run {
+                kubelet::admit(obj)?
             } else {
                 obj
             };
             let obj = store.create(rt, obj, ns, origin, dry_run)?;
+            let m = &obj["metadata"];
+            let (ns, name) = (
+                m["namespace"].as_str().unwrap_or_default(),
+                m["name"].as_str().unwrap_or_default(),
+            );
             if provision && !dry_run {
-                let m = &obj["metadata"];
-                provisioner::created(
-                    &mut store,
-                    m["namespace"].as_str().unwrap_or_default(),
-                    m["name"].as_str().unwrap_or_default(),
-                );
+                provisioner::created(&mut store, ns, name);
             }
-            obj
+            if run && !dry_run {
+                kubelet::created(self, &mut store, &obj);
+            }
+            store.get(rt, Some(ns), name).cloned().unwrap_or(obj)
         };
         if !dry_run {
+            // The snapshot's data is the PVC's as it is now, whenever the controller gets to it.
+            let m = &obj["metadata"];
+            if let (true, Some(pvc)) = (
+                rt.is("snapshot.storage.k8s.io", "volumesnapshots"),
+                obj["spec"]["source"]["persistentVolumeClaimName"].as_str(),
+            ) {
+                let handle = format!("snapshot-{}", m["uid"].as_str().unwrap_or_default());
+                lock(&self.volumes).cut_snapshot(
+                    m["namespace"].as_str().unwrap_or_default(),
+                    pvc,
+                    &handle,
+                );
+            }
             controller::created(self, rt, &obj);
             if provision {
                 controller::provision(self, &obj);
+            }
+            if run {
+                kubelet::schedule_soon(self, &obj);
             }
         }
         Ok(obj)
@@ -153,14 +182,30 @@ impl Shared {
         ns: Option<&str>,
         name: &str,
         pre: &Preconditions,
+        grace: Option<i64>,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         // Decided before taking the store lock: the controller takes the two the other way round.
         let hold = lock(&self.snapshots).deletion_hold(name);
         let mut store = lock(&self.store);
+        if rt.is("", "pods") {
+            let ns = ns.unwrap_or_default();
+            if let Some(result) = kubelet::delete(self, &mut store, (ns, name), pre, grace, dry_run)
+            {
+                return result;
+            }
+        }
         let obj = store.delete(rt, ns, name, pre, dry_run)?;
         if !dry_run {
             controller::deleted(self, &mut store, rt, &obj, hold);
+            if rt.is("", "persistentvolumeclaims") || rt.is("", "pods") {
+                let ns = ns.unwrap_or_default();
+                let mut volumes = lock(&self.volumes);
+                if store.get(rt, Some(ns), name).is_none() && rt.is("", "persistentvolumeclaims") {
+                    volumes.pvc_gone(ns, name);
+                }
+                provisioner::protect(&mut store, &mut volumes, ns);
+            }
         }
         Ok(obj)
     }
@@ -201,6 +246,8 @@ impl EmuBuilder {
             exec_protocols: self.exec_protocols,
             snapshots: Mutex::new(controller::Settings::new(self.snapshot_ready_after)),
             controller: tx,
+            kubelet: Mutex::default(),
+            volumes: Mutex::default(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let server_shared = shared.clone();
@@ -333,9 +380,15 @@ impl Emu {
         if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
-        lock(&self.shared.store)
+        let mut store = lock(&self.shared.store);
+        let replaced = store
             .update(rt, ns.as_deref(), &name, obj, Scope::Whole, false)
-            .unwrap_or_else(|e| panic!("replacing {name}: {e}"))
+            .unwrap_or_else(|e| panic!("replacing {name}: {e}"));
+        if rt.is("", "pods") || rt.is("", "persistentvolumeclaims") {
+            let ns = ns.unwrap_or_default();
+            provisioner::protect(&mut store, &mut lock(&self.shared.volumes), &ns);
+        }
+        replaced
     }
 
     /// One object, e.g. `get("snapshot.storage.k8s.io/v1", "volumesnapshots", Some("ns"), "x")`.
@@ -377,14 +430,42 @@ impl Emu {
                 ns,
                 name,
                 &Preconditions::default(),
+                None,
                 false,
             )
             .ok()
     }
 
-    /// How `pods/exec` runs commands for this pod.
+    /// How `pods/exec` runs commands for this pod (a seed; for a pod created through the API
+    /// this replaces what the kubelet derives from its spec).
     pub fn set_pod_exec(&self, ns: &str, pod: &str, env: ExecEnv) {
         lock(&self.shared.exec_envs).insert((ns.to_string(), pod.to_string()), env);
+    }
+
+    /// The base of every exec into a pod created through the API: `path` and `extra_env` as
+    /// for [`Emu::set_pod_exec`], `uid_gid` as the image's user when the securityContext names
+    /// none (root, i.e. the emulation's own user, when unset); `cwd` is ignored (the kubelet
+    /// derives it from the pod's `workingDir`).
+    pub fn set_kubelet_exec(&self, env: ExecEnv) {
+        lock(&self.shared.kubelet).exec_env = env;
+    }
+
+    /// The kubelet's knobs (pods created through the API).
+    pub fn pods(&self) -> Pods<'_> {
+        Pods(&self.shared)
+    }
+
+    /// The local directory holding a PVC's data: the snapshot controller copies it when a
+    /// VolumeSnapshot of the PVC is created, exec children of created pods that mount the PVC
+    /// at their `workingDir` run in it. Set it before the snapshot is created.
+    pub fn set_pvc_dir(&self, ns: &str, pvc: &str, path: impl Into<PathBuf>) {
+        lock(&self.shared.volumes).set_pvc_dir(ns, pvc, path.into());
+    }
+
+    /// A PVC's data directory: the one set by [`Emu::set_pvc_dir`], or the emulation's own for
+    /// a PVC it provisioned (a copy of the snapshot's data for one restored from a snapshot).
+    pub fn pvc_dir(&self, ns: &str, pvc: &str) -> Option<PathBuf> {
+        lock(&self.shared.volumes).pvc_dir(ns, pvc)
     }
 
     pub fn inject(&self, fault: Fault) {
