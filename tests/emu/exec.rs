@@ -8,7 +8,12 @@
 //! directory, with the pod spec's literal env, as the emulation's own user (root in the test
 //! suite, like the official database images' exec) unless [`ExecEnv::uid_gid`] says otherwise,
 //! so in-pod scripts are exercised for real: output streams as it comes, and a client that goes
-//! away closes the child's stdin (never kills it).
+//! away closes the child's stdin (never kills it). For a pod created through the API the kubelet
+//! stand-in decides cwd, `TMPDIR`, user and groups from the pod spec
+//! ([`super::kubelet::exec_plan`]), refuses a pod that is not running (400 without a node; the
+//! kubelet's "container not found" otherwise: an `InternalError` status on the error channel for
+//! v5, as 1.30+ API servers translate it, a plain 500 for v4) and kills the child's process group
+//! with the pod.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;

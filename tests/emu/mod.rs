@@ -42,13 +42,36 @@
 //! or seed one with `deletionTimestamp` and `finalizers` in its metadata (seeds are stored as
 //! given; [`Emu::replace`] without the finalizers finishes its deletion).
 //!
+//! Data and pods, for the restore/download/verify flows ([`volumes`], [`kubelet`]):
+//!
+//! ```ignore
+//! emu.set_pvc_dir("ns", "data", live_dir);           // the PVC's data, a local directory
+//! // A VolumeSnapshot of `data` created now copies `live_dir`; a PVC with that snapshot as
+//! // `dataSource` gets its own copy once bound: emu.pvc_dir("ns", "restored").
+//! emu.pods().start_after(Duration::from_millis(300)) // created pods: Pending, then Running
+//!     .image_pull_fails_matching("^example.com/") // … or stuck in ImagePullBackOff
+//!     .delete_grace(Duration::from_millis(200));  // DELETE: terminating this long
+//! emu.set_kubelet_exec(ExecEnv { path: Some(pg_bin), ..Default::default() });
+//! ```
+//!
+//! A pod created through the API is scheduled once its claims are Bound (binding a
+//! `WaitForFirstConsumer` one), runs after `start_after`, fails at `activeDeadlineSeconds`, and
+//! is deleted gracefully; exec into it runs in the directory of the PVC mounted at the
+//! container's `workingDir`, with `TMPDIR` set for an `emptyDir` at `/tmp`, as the
+//! securityContext's user (when the emulation runs as root), and is refused like the API
+//! server refuses it while the pod is not running. A PVC created through the API carries
+//! `kubernetes.io/pvc-protection` and outlives its DELETE while a pod uses it.
+//!
 //! Injected faults ([`Emu::inject`]) answer with an error, delay or drop the connection, before
 //! or — with `Fault::after_serving` — after the request took effect (a lost response).
 //!
 //! Not emulated (recorded as unexpected): watch, server-side apply, deletecollection, discovery,
 //! subresources other than `status` and `pods/exec`, exec with a tty. Simplifications: no grace
-//! period, no garbage collection, namespaces need not exist, a `continue` token resumes after the
-//! last key rather than from a snapshot of the store.
+//! period but for pods created through the API, no garbage collection, namespaces need not
+//! exist, a `continue` token resumes after the last key rather than from a snapshot of the
+//! store, a pod's own command never runs (only exec does), a `readOnly` mount is not enforced
+//! (a restored volume is a copy, so nothing reaches the snapshot anyway), PersistentVolume
+//! objects do not exist.
 //!
 //! Include it with `#[path = "…/tests/emu/mod.rs"] #[allow(dead_code)] mod emu;`: each crate
 //! (the test binary, a bench, the `kube-emu` example) uses a different part of it.
