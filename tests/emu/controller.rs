@@ -246,6 +246,13 @@ pub enum Work {
     /// Provision and bind a PVC created through the API (namespace, name, uid), due after the
     /// global delay; see [`super::provisioner`].
     Provision(String, String, String),
+    /// A step of the kubelet for a pod created through the API, due after the delay; see
+    /// [`super::kubelet`].
+    Pod {
+        pod: (String, String, String),
+        step: super::kubelet::Step,
+        after: Duration,
+    },
 }
 
 fn vs_type() -> &'static ResourceType {
@@ -397,7 +404,7 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Work>) {
                 let Some(work) = work else { return };
                 let delay = match &work {
                     Work::Reconcile(..) | Work::Provision(..) => lock(&shared.snapshots).ready_after,
-                    Work::Ready { after, .. } | Work::Release { after, .. } => *after,
+                    Work::Ready { after, .. } | Work::Release { after, .. } | Work::Pod { after, .. } => *after,
                 };
                 queue.push(Instant::now() + delay, work);
             }
@@ -426,9 +433,19 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Work>) {
                     }
                     Work::Provision(ns, name, uid) => {
                         let retry = lock(&shared.snapshots).ready_after.max(Duration::from_millis(50));
-                        let next = super::provisioner::reconcile(&mut lock(&shared.store), (&ns, &name, &uid));
+                        let next = super::provisioner::reconcile(
+                            &mut lock(&shared.store),
+                            &mut lock(&shared.volumes),
+                            (&ns, &name, &uid),
+                        );
                         if let super::provisioner::Next::Retry = next {
                             queue.push(Instant::now() + retry, Work::Provision(ns, name, uid));
+                        }
+                    }
+                    Work::Pod { pod: (ns, name, uid), step, .. } => {
+                        for (after, step) in super::kubelet::step(&shared, (&ns, &name, &uid), step) {
+                            let pod = (ns.clone(), name.clone(), uid.clone());
+                            queue.push(Instant::now() + after, Work::Pod { pod, step, after });
                         }
                     }
                 }

@@ -8,7 +8,12 @@
 //! directory, with the pod spec's literal env, as the emulation's own user (root in the test
 //! suite, like the official database images' exec) unless [`ExecEnv::uid_gid`] says otherwise,
 //! so in-pod scripts are exercised for real: output streams as it comes, and a client that goes
-//! away closes the child's stdin (never kills it).
+//! away closes the child's stdin (never kills it). For a pod created through the API the kubelet
+//! stand-in decides cwd, `TMPDIR`, user and groups from the pod spec
+//! ([`super::kubelet::exec_plan`]), refuses a pod that is not running (400 without a node; the
+//! kubelet's "container not found" otherwise: an `InternalError` status on the error channel for
+//! v5, as 1.30+ API servers translate it, a plain 500 for v4) and kills the child's process group
+//! with the pod.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -33,6 +38,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::api_error::ApiError;
+use super::kubelet::NotRunning;
 use super::log::ExecCall;
 use super::resources::ResourceType;
 use super::router::{error_response, Handled, Query};
@@ -108,6 +114,16 @@ struct Session {
     stderr: bool,
     env: Vec<(String, String)>,
     exec_env: ExecEnv,
+    /// A container of a pod the kubelet runs: the kubelet's refusal when it is not running,
+    /// else the child's supplementary groups and its pod (to be killed with it).
+    kubelet: Option<KubeletSession>,
+}
+
+struct KubeletSession {
+    refuse: Option<String>,
+    groups: Vec<u32>,
+    shared: Arc<Shared>,
+    uid: String,
 }
 
 fn header(req: &Request<Incoming>, name: http::header::HeaderName) -> Option<&str> {
@@ -193,6 +209,45 @@ pub async fn handle(
             format!("cannot exec into a container in a completed pod; current phase is {phase}");
         return fail(ApiError::bad_request(message), None);
     }
+    // A pod created through the API runs as its spec says (unless the test set how).
+    let explicit = lock(&shared.exec_envs)
+        .get(&(ns.to_string(), pod_name.to_string()))
+        .cloned();
+    let plan = match explicit {
+        Some(_) => None,
+        None => super::kubelet::exec_plan(shared, &pod, spec),
+    };
+    let (kubelet_env, kubelet) = match plan {
+        None => (None, None),
+        Some(Err(NotRunning::NoHost)) => {
+            let message = format!("pod {pod_name} does not have a host assigned");
+            return fail(ApiError::bad_request(message), None);
+        }
+        Some(Err(NotRunning::ContainerNotFound)) => {
+            let refuse = Some(format!("container not found (\"{container}\")"));
+            let (shared, uid) = (shared.clone(), String::new());
+            let groups = Vec::new();
+            (
+                None,
+                Some(KubeletSession {
+                    refuse,
+                    groups,
+                    shared,
+                    uid,
+                }),
+            )
+        }
+        Some(Ok(p)) => {
+            let (shared, uid, groups) = (shared.clone(), p.uid, p.groups);
+            let session = KubeletSession {
+                refuse: None,
+                groups,
+                shared,
+                uid,
+            };
+            (Some(p.env), Some(session))
+        }
+    };
     if q.flag("tty") {
         let why = "tty=true is not emulated (no pseudo-terminal for local children)".to_string();
         return Handled::Unexpected { code: 400, why };
@@ -230,11 +285,20 @@ pub async fn handle(
         );
         return Handled::Unexpected { code: 400, why };
     };
+    if let (Some(refuse), Protocol::V4) =
+        (kubelet.as_ref().and_then(|k| k.refuse.as_ref()), protocol)
+    {
+        // Before 1.30 the API server proxies the upgrade to the kubelet, whose error response
+        // reaches the client as is.
+        let mut response = Response::new(Full::new(refuse.clone().into()));
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        return Handled::Served {
+            response,
+            exec: Some(call),
+        };
+    }
     let accept = derive_accept_key(key.as_bytes());
-    let exec_env = lock(&shared.exec_envs)
-        .get(&(ns.to_string(), pod_name.to_string()))
-        .cloned()
-        .unwrap_or_default();
+    let exec_env = kubelet_env.or(explicit).unwrap_or_default();
     let session = Session {
         protocol,
         env: environment(spec, pod_name, &exec_env),
@@ -243,6 +307,7 @@ pub async fn handle(
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
         exec_env,
+        kubelet,
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(run(on_upgrade, session));
@@ -407,6 +472,26 @@ async fn run(on_upgrade: OnUpgrade, s: Session) {
     let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
     let (sink, stream) = ws.split();
     let mut out = Out { sink, alive: true };
+    if let Some(refuse) = s.kubelet.as_ref().and_then(|k| k.refuse.as_ref()) {
+        // From 1.30 the API server upgrades a v5 client itself and reports the kubelet's
+        // refusal as an internal error on the error channel.
+        let cause = format!("unable to upgrade connection: {refuse}");
+        let body = serde_json::json!({
+            "metadata": {},
+            "status": "Failure",
+            "message": format!("Internal error occurred: {cause}"),
+            "reason": "InternalError",
+            "details": { "causes": [{ "message": cause }] },
+            "code": 500,
+        });
+        out.send(Out::framed(
+            ERROR,
+            &serde_json::to_vec(&body).unwrap_or_default(),
+        ))
+        .await;
+        let _ = out.sink.close().await;
+        return;
+    }
     let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     let mut cmd = Command::new(&s.argv[0]);
     cmd.args(&s.argv[1..])
@@ -418,8 +503,31 @@ async fn run(on_upgrade: OnUpgrade, s: Session) {
     if let Some(cwd) = &s.exec_env.cwd {
         cmd.current_dir(cwd);
     }
-    if let Some((uid, gid)) = s.exec_env.uid_gid {
-        cmd.uid(uid).gid(gid);
+    match (s.exec_env.uid_gid, &s.kubelet) {
+        (Some((uid, gid)), Some(k)) => {
+            let groups = k.groups.clone();
+            // SAFETY: only async-signal-safe calls between fork and exec. std would drop the
+            // supplementary groups (fsGroup) that a container has, so set them here.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        (Some((uid, gid)), None) => {
+            cmd.uid(uid).gid(gid);
+        }
+        (None, _) => {}
+    }
+    if s.kubelet.is_some() {
+        // Its own process group, so that stopping the pod kills everything it started.
+        cmd.process_group(0);
     }
     // The apiserver opens each channel with an empty frame (kube-rs skips them).
     for (on, channel) in [(s.stdout, STDOUT), (s.stderr, STDERR), (true, ERROR)] {
@@ -442,6 +550,10 @@ async fn run(on_upgrade: OnUpgrade, s: Session) {
             return;
         }
     };
+    let pid = child.id().unwrap_or_default();
+    if let Some(k) = &s.kubelet {
+        super::kubelet::child_started(&k.shared, &k.uid, pid);
+    }
     let (ended_tx, mut ended) = oneshot::channel();
     let stdin_task = tokio::spawn(feed_stdin(stream, child.stdin.take(), s.protocol, ended_tx));
     let (tx, mut rx) = mpsc::channel(16);
@@ -468,6 +580,9 @@ async fn run(on_upgrade: OnUpgrade, s: Session) {
         }
     }
     let code = exit_code(child.wait().await);
+    if let Some(k) = &s.kubelet {
+        super::kubelet::child_ended(&k.shared, &k.uid, pid);
+    }
     out.send(status_frame(&s.argv, code)).await;
     let _ = out.sink.close().await;
     stdin_task.abort();

@@ -42,13 +42,36 @@
 //! or seed one with `deletionTimestamp` and `finalizers` in its metadata (seeds are stored as
 //! given; [`Emu::replace`] without the finalizers finishes its deletion).
 //!
+//! Data and pods, for the restore/download/verify flows ([`volumes`], [`kubelet`]):
+//!
+//! ```ignore
+//! emu.set_pvc_dir("ns", "data", live_dir);           // the PVC's data, a local directory
+//! // A VolumeSnapshot of `data` created now copies `live_dir`; a PVC with that snapshot as
+//! // `dataSource` gets its own copy once bound: emu.pvc_dir("ns", "restored").
+//! emu.pods().start_after(Duration::from_millis(300)) // created pods: Pending, then Running
+//!     .image_pull_fails_matching("^example.com/") // … or stuck in ImagePullBackOff
+//!     .delete_grace(Duration::from_millis(200));  // DELETE: terminating this long
+//! emu.set_kubelet_exec(ExecEnv { path: Some(pg_bin), ..Default::default() });
+//! ```
+//!
+//! A pod created through the API is scheduled once its claims are Bound (binding a
+//! `WaitForFirstConsumer` one), runs after `start_after`, fails at `activeDeadlineSeconds`, and
+//! is deleted gracefully; exec into it runs in the directory of the PVC mounted at the
+//! container's `workingDir`, with `TMPDIR` set for an `emptyDir` at `/tmp`, as the
+//! securityContext's user (when the emulation runs as root), and is refused like the API
+//! server refuses it while the pod is not running. A PVC created through the API carries
+//! `kubernetes.io/pvc-protection` and outlives its DELETE while a pod uses it.
+//!
 //! Injected faults ([`Emu::inject`]) answer with an error, delay or drop the connection, before
 //! or — with `Fault::after_serving` — after the request took effect (a lost response).
 //!
 //! Not emulated (recorded as unexpected): watch, server-side apply, deletecollection, discovery,
 //! subresources other than `status` and `pods/exec`, exec with a tty. Simplifications: no grace
-//! period, no garbage collection, namespaces need not exist, a `continue` token resumes after the
-//! last key rather than from a snapshot of the store.
+//! period but for pods created through the API, no garbage collection, namespaces need not
+//! exist, a `continue` token resumes after the last key rather than from a snapshot of the
+//! store, a pod's own command never runs (only exec does), a `readOnly` mount is not enforced
+//! (a restored volume is a copy, so nothing reaches the snapshot anyway), PersistentVolume
+//! objects do not exist.
 //!
 //! Include it with `#[path = "…/tests/emu/mod.rs"] #[allow(dead_code)] mod emu;`: each crate
 //! (the test binary, a bench, the `kube-emu` example) uses a different part of it.
@@ -58,6 +81,7 @@ mod controller;
 mod exec;
 mod faults;
 pub mod fixtures;
+mod kubelet;
 mod log;
 mod patch;
 mod provisioner;
@@ -67,6 +91,7 @@ mod selectors;
 mod server;
 mod store;
 mod validation;
+mod volumes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -84,6 +109,7 @@ pub use {
     controller::{Snapshots, DEFAULT_DRIVER, SNAPSHOT_FINALIZERS},
     exec::{ExecEnv, ExecProtocols},
     faults::Fault,
+    kubelet::Pods,
     log::{ExecCall, RequestRecord, Unexpected, Verb},
 };
 
@@ -104,6 +130,10 @@ struct Shared {
     exec_protocols: ExecProtocols,
     snapshots: Mutex<controller::Settings>,
     controller: mpsc::UnboundedSender<controller::Work>,
+    /// Leaf locks: may be taken while holding `store`, never the other way round, and never
+    /// one inside the other.
+    kubelet: Mutex<kubelet::Settings>,
+    volumes: Mutex<volumes::Volumes>,
 }
 
 impl Shared {
@@ -117,28 +147,50 @@ impl Shared {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let provision = provisioner::provisions(rt, origin);
+        let run = kubelet::runs(rt, origin);
         let obj = {
             let mut store = lock(&self.store);
             let obj = if provision {
                 provisioner::admit(&store, obj)?
+            } else if run {
+                kubelet::admit(obj)?
             } else {
                 obj
             };
             let obj = store.create(rt, obj, ns, origin, dry_run)?;
+            let m = &obj["metadata"];
+            let (ns, name) = (
+                m["namespace"].as_str().unwrap_or_default(),
+                m["name"].as_str().unwrap_or_default(),
+            );
             if provision && !dry_run {
-                let m = &obj["metadata"];
-                provisioner::created(
-                    &mut store,
-                    m["namespace"].as_str().unwrap_or_default(),
-                    m["name"].as_str().unwrap_or_default(),
-                );
+                provisioner::created(&mut store, ns, name);
             }
-            obj
+            if run && !dry_run {
+                kubelet::created(self, &mut store, &obj);
+            }
+            store.get(rt, Some(ns), name).cloned().unwrap_or(obj)
         };
         if !dry_run {
+            // The snapshot's data is the PVC's as it is now, whenever the controller gets to it.
+            let m = &obj["metadata"];
+            if let (true, Some(pvc)) = (
+                rt.is("snapshot.storage.k8s.io", "volumesnapshots"),
+                obj["spec"]["source"]["persistentVolumeClaimName"].as_str(),
+            ) {
+                let handle = format!("snapshot-{}", m["uid"].as_str().unwrap_or_default());
+                lock(&self.volumes).cut_snapshot(
+                    m["namespace"].as_str().unwrap_or_default(),
+                    pvc,
+                    &handle,
+                );
+            }
             controller::created(self, rt, &obj);
             if provision {
                 controller::provision(self, &obj);
+            }
+            if run {
+                kubelet::schedule_soon(self, &obj);
             }
         }
         Ok(obj)
@@ -153,14 +205,30 @@ impl Shared {
         ns: Option<&str>,
         name: &str,
         pre: &Preconditions,
+        grace: Option<i64>,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         // Decided before taking the store lock: the controller takes the two the other way round.
         let hold = lock(&self.snapshots).deletion_hold(name);
         let mut store = lock(&self.store);
+        if rt.is("", "pods") {
+            let ns = ns.unwrap_or_default();
+            if let Some(result) = kubelet::delete(self, &mut store, (ns, name), pre, grace, dry_run)
+            {
+                return result;
+            }
+        }
         let obj = store.delete(rt, ns, name, pre, dry_run)?;
         if !dry_run {
             controller::deleted(self, &mut store, rt, &obj, hold);
+            if rt.is("", "persistentvolumeclaims") || rt.is("", "pods") {
+                let ns = ns.unwrap_or_default();
+                let mut volumes = lock(&self.volumes);
+                if store.get(rt, Some(ns), name).is_none() && rt.is("", "persistentvolumeclaims") {
+                    volumes.pvc_gone(ns, name);
+                }
+                provisioner::protect(&mut store, &mut volumes, ns);
+            }
         }
         Ok(obj)
     }
@@ -201,6 +269,8 @@ impl EmuBuilder {
             exec_protocols: self.exec_protocols,
             snapshots: Mutex::new(controller::Settings::new(self.snapshot_ready_after)),
             controller: tx,
+            kubelet: Mutex::default(),
+            volumes: Mutex::default(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let server_shared = shared.clone();
@@ -333,9 +403,15 @@ impl Emu {
         if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
-        lock(&self.shared.store)
+        let mut store = lock(&self.shared.store);
+        let replaced = store
             .update(rt, ns.as_deref(), &name, obj, Scope::Whole, false)
-            .unwrap_or_else(|e| panic!("replacing {name}: {e}"))
+            .unwrap_or_else(|e| panic!("replacing {name}: {e}"));
+        if rt.is("", "pods") || rt.is("", "persistentvolumeclaims") {
+            let ns = ns.unwrap_or_default();
+            provisioner::protect(&mut store, &mut lock(&self.shared.volumes), &ns);
+        }
+        replaced
     }
 
     /// One object, e.g. `get("snapshot.storage.k8s.io/v1", "volumesnapshots", Some("ns"), "x")`.
@@ -377,14 +453,42 @@ impl Emu {
                 ns,
                 name,
                 &Preconditions::default(),
+                None,
                 false,
             )
             .ok()
     }
 
-    /// How `pods/exec` runs commands for this pod.
+    /// How `pods/exec` runs commands for this pod (a seed; for a pod created through the API
+    /// this replaces what the kubelet derives from its spec).
     pub fn set_pod_exec(&self, ns: &str, pod: &str, env: ExecEnv) {
         lock(&self.shared.exec_envs).insert((ns.to_string(), pod.to_string()), env);
+    }
+
+    /// The base of every exec into a pod created through the API: `path` and `extra_env` as
+    /// for [`Emu::set_pod_exec`], `uid_gid` as the image's user when the securityContext names
+    /// none (root, i.e. the emulation's own user, when unset); `cwd` is ignored (the kubelet
+    /// derives it from the pod's `workingDir`).
+    pub fn set_kubelet_exec(&self, env: ExecEnv) {
+        lock(&self.shared.kubelet).exec_env = env;
+    }
+
+    /// The kubelet's knobs (pods created through the API).
+    pub fn pods(&self) -> Pods<'_> {
+        Pods(&self.shared)
+    }
+
+    /// The local directory holding a PVC's data: the snapshot controller copies it when a
+    /// VolumeSnapshot of the PVC is created, exec children of created pods that mount the PVC
+    /// at their `workingDir` run in it. Set it before the snapshot is created.
+    pub fn set_pvc_dir(&self, ns: &str, pvc: &str, path: impl Into<PathBuf>) {
+        lock(&self.shared.volumes).set_pvc_dir(ns, pvc, path.into());
+    }
+
+    /// A PVC's data directory: the one set by [`Emu::set_pvc_dir`], or the emulation's own for
+    /// a PVC it provisioned (a copy of the snapshot's data for one restored from a snapshot).
+    pub fn pvc_dir(&self, ns: &str, pvc: &str) -> Option<PathBuf> {
+        lock(&self.shared.volumes).pvc_dir(ns, pvc)
     }
 
     pub fn inject(&self, fault: Fault) {

@@ -4,9 +4,10 @@
 //! — without a PersistentVolume object: `spec.volumeName`, `status.phase: Bound`, `capacity` —
 //! unless something a real cluster would stop at stops it:
 //!
-//! - its class has `volumeBindingMode: WaitForFirstConsumer`: it stays Pending until a pod uses
-//!   it (pods are never scheduled here), with the PV controller's Normal event
-//!   `WaitForFirstConsumer`;
+//! - its class has `volumeBindingMode: WaitForFirstConsumer`: it stays Pending, with the PV
+//!   controller's Normal event `WaitForFirstConsumer`, until the scheduler picks a node for a pod
+//!   that uses it (the annotation `volume.kubernetes.io/selected-node`, set by
+//!   [`super::kubelet`]); then it is provisioned like any other;
 //! - its class does not exist, its `dataSource` snapshot does not exist or is not ready, or it
 //!   asks for less than the snapshot's `restoreSize`: it stays Pending with the provisioner's
 //!   Warning event `ProvisioningFailed` (same wording as external-provisioner), retried like
@@ -15,19 +16,35 @@
 //!   pre-created PV, which this emulation has none of).
 //!
 //! A PVC created without `accessModes` or a storage request is refused (422) like the API
-//! server refuses it.
+//! server refuses it. A PVC created through the API gets the `kubernetes.io/pvc-protection`
+//! finalizer (the `StorageObjectInUseProtection` admission plugin): deleted while a scheduled,
+//! not terminated pod uses it, it stays terminating until no such pod is left
+//! ([`protect`]).
+//!
+//! A provisioned PVC gets a directory for its data ([`super::volumes`]): a copy of the
+//! snapshot's data when restored from a snapshot, else an empty one.
 
 use serde_json::{json, Value};
 
 use super::api_error::ApiError;
 use super::resources::ResourceType;
-use super::store::{now_rfc3339, Origin, Scope, Store};
+use super::store::{is_terminating, now_rfc3339, Origin, Scope, Store};
+use super::volumes::Volumes;
 
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 const PROVISIONER: &str = "emu.csi.k8s.io_csi-provisioner";
+/// Set by the scheduler on a `WaitForFirstConsumer` claim once a pod using it is scheduled.
+pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+/// The finalizer that keeps a PVC while a pod uses it.
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 
 fn pvc_type() -> &'static ResourceType {
     ResourceType::find("", "v1", "persistentvolumeclaims").expect("pvcs in the table")
+}
+
+fn content_type() -> &'static ResourceType {
+    ResourceType::find("snapshot.storage.k8s.io", "v1", "volumesnapshotcontents")
+        .expect("contents in the table")
 }
 
 fn class_type() -> &'static ResourceType {
@@ -76,6 +93,14 @@ pub fn admit(store: &Store, mut pvc: Value) -> Result<Value, ApiError> {
     if pvc["spec"]["volumeMode"].is_null() {
         pvc["spec"]["volumeMode"] = json!("Filesystem");
     }
+    let mut finalizers = pvc["metadata"]["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !finalizers.iter().any(|f| f == PVC_PROTECTION) {
+        finalizers.push(json!(PVC_PROTECTION));
+    }
+    pvc["metadata"]["finalizers"] = json!(finalizers);
     Ok(pvc)
 }
 
@@ -150,8 +175,12 @@ fn bytes(q: &str) -> Option<u128> {
     n.parse::<u128>().ok()?.checked_mul(mult)
 }
 
-/// One attempt to provision and bind the PVC.
-pub fn reconcile(store: &mut Store, (ns, name, uid): (&str, &str, &str)) -> Next {
+/// One attempt to provision and bind the PVC (and give it a directory in `volumes`).
+pub fn reconcile(
+    store: &mut Store,
+    volumes: &mut Volumes,
+    (ns, name, uid): (&str, &str, &str),
+) -> Next {
     let Some(pvc) = store.get(pvc_type(), Some(ns), name).cloned() else {
         return Next::Done;
     };
@@ -166,7 +195,9 @@ pub fn reconcile(store: &mut Store, (ns, name, uid): (&str, &str, &str)) -> Next
         event(store, &pvc, "Warning", "ProvisioningFailed", message);
         return Next::Retry;
     };
-    if class["volumeBindingMode"] == "WaitForFirstConsumer" {
+    if class["volumeBindingMode"] == "WaitForFirstConsumer"
+        && pvc["metadata"]["annotations"][SELECTED_NODE].is_null()
+    {
         let message = "waiting for first consumer to be created before binding".to_string();
         event(store, &pvc, "Normal", "WaitForFirstConsumer", message);
         return Next::Done;
@@ -176,6 +207,7 @@ pub fn reconcile(store: &mut Store, (ns, name, uid): (&str, &str, &str)) -> Next
         .unwrap_or("1Gi")
         .to_string();
     let source = &pvc["spec"]["dataSource"];
+    let mut snapshot_handle = None;
     if source["kind"] == "VolumeSnapshot" {
         let vs_name = source["name"].as_str().unwrap_or_default();
         let prefix =
@@ -207,6 +239,11 @@ pub fn reconcile(store: &mut Store, (ns, name, uid): (&str, &str, &str)) -> Next
                 return Next::Done;
             }
         }
+        snapshot_handle = vs["status"]["boundVolumeSnapshotContentName"]
+            .as_str()
+            .and_then(|c| store.get(content_type(), None, c))
+            .and_then(|c| c["status"]["snapshotHandle"].as_str())
+            .map(str::to_string);
     }
     let mut bound = pvc.clone();
     bound["spec"]["volumeName"] = json!(format!("pvc-{uid}"));
@@ -222,7 +259,67 @@ pub fn reconcile(store: &mut Store, (ns, name, uid): (&str, &str, &str)) -> Next
         "capacity": { "storage": request },
     }});
     let _ = store.update(pvc_type(), Some(ns), name, status, Scope::Status, false);
+    volumes.provisioned(ns, name, snapshot_handle.as_deref());
     let message = format!("Successfully provisioned volume pvc-{uid}");
     event(store, &pvc, "Normal", "ProvisioningSucceeded", message);
     Next::Done
+}
+
+/// Whether a pod keeps a claim in use for the pvc-protection controller: scheduled (the
+/// kubelet only starts scheduled pods), not terminated, and naming the claim in a volume.
+pub fn pod_uses(pod: &Value, claim: &str) -> bool {
+    let scheduled = pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    let done = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    scheduled
+        && !done
+        && pod["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|v| v["persistentVolumeClaim"]["claimName"] == claim)
+}
+
+/// The pvc-protection controller: every terminating PVC of `ns` that no pod uses any more
+/// loses its `kubernetes.io/pvc-protection` finalizer (and so goes, when it was the last one).
+/// Called whenever a PVC is deleted or a pod goes or terminates.
+pub fn protect(store: &mut Store, volumes: &mut Volumes, ns: &str) {
+    let pods = ResourceType::find("", "v1", "pods").expect("pods in the table");
+    let terminating: Vec<Value> = store
+        .list(pvc_type(), Some(ns), None)
+        .map(|(_, p)| p)
+        .filter(|p| {
+            is_terminating(p)
+                && p["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|f| f == PVC_PROTECTION))
+        })
+        .cloned()
+        .collect();
+    for pvc in terminating {
+        let name = pvc["metadata"]["name"].as_str().unwrap_or_default();
+        let in_use = store
+            .list(pods, Some(ns), None)
+            .any(|(_, pod)| pod_uses(pod, name));
+        if in_use {
+            continue;
+        }
+        let mut next = pvc.clone();
+        let kept: Vec<Value> = pvc["metadata"]["finalizers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| *f != PVC_PROTECTION)
+            .cloned()
+            .collect();
+        next["metadata"]["finalizers"] = json!(kept);
+        let _ = store.update(pvc_type(), Some(ns), name, next, Scope::Main, false);
+        if store.get(pvc_type(), Some(ns), name).is_none() {
+            volumes.pvc_gone(ns, name);
+        }
+    }
 }

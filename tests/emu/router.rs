@@ -471,7 +471,10 @@ async fn delete(
         || body["dryRun"]
             .as_array()
             .is_some_and(|a| a.iter().any(|v| v == "All"));
-    let obj = shared.delete_object(rt, ns, name, &pre, dry_run)?;
+    let grace = body["gracePeriodSeconds"]
+        .as_i64()
+        .or_else(|| q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+    let obj = shared.delete_object(rt, ns, name, &pre, grace, dry_run)?;
     Ok(object_response(200, &obj))
 }
 

@@ -377,14 +377,16 @@ impl Store {
             }
         }
         Self::validate(rt, &next)?;
+        let last_finalizer_removed = has_finalizers(current) && !has_finalizers(&next);
         if next == *current || dry_run {
             // A no-op write keeps the resourceVersion, as in the apiserver.
             return Ok(next);
         }
         next["metadata"]["resourceVersion"] = json!(self.next_rv());
         let table = self.tables.entry((rt.group, rt.plural)).or_default();
-        if is_terminating(&next) && !has_finalizers(&next) {
-            // The last finalizer is gone: so is the object.
+        if is_terminating(&next) && last_finalizer_removed {
+            // The last finalizer is gone: so is the object. (A pod in its grace period has
+            // none and stays until the kubelet deletes it.)
             table.remove(&key(rt, ns, name));
         } else {
             table.insert(key(rt, ns, name), next.clone());

@@ -91,9 +91,10 @@ async fn emu_create_get_list_with_each_selector_operator() {
             (meta.namespace.as_deref(), meta.generation),
             (Some("app"), Some(1))
         );
-        assert!(
-            created.status.is_none(),
-            "a created pod's status is the server's business"
+        assert_eq!(
+            created.status.and_then(|s| s.phase).as_deref(),
+            Some("Pending"),
+            "a created pod's status is the server's business: Pending at first"
         );
     }
     let a = pods.get("a").await.unwrap();

@@ -19,6 +19,7 @@ mod e2e_status;
 #[path = "../emu/mod.rs"]
 #[allow(dead_code)]
 mod emu;
+mod emu_kubelet;
 mod emu_tests;
 mod exec_compat;
 mod harness;
