@@ -71,6 +71,7 @@ async fn main() -> ExitCode {
     std::fs::create_dir_all(&volume).expect("volume dir");
     let kubeconfig = emu.write_kubeconfig(work.path()).expect("kubeconfig");
     emu.create(fixtures::namespace("demo"));
+    emu.create(fixtures::storage_class("emu-csi", "Immediate", true));
     emu.create(fixtures::pvc("demo", "data", true));
     emu.create(fixtures::volume_snapshot_class(
         "csi-hostpath-snapclass",

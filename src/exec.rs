@@ -243,7 +243,22 @@ where
         let read_err = async { log_stderr(stderr, what).await.map_err(StreamError::Stderr) };
         // `try_join`: a failed write ends the session at once; waiting for stderr and the
         // status of a command whose output nobody takes would hang until the timeout.
-        let (held, bytes, err) = tokio::try_join!(feed, copy, read_err)?;
+        let outputs = async { tokio::try_join!(copy, read_err) };
+        tokio::pin!(feed, outputs);
+        let mut held = None;
+        let mut fed = false;
+        let (bytes, err) = loop {
+            tokio::select! {
+                // stdout and stderr closed: the command is done. A feed still writing (a
+                // command that stopped reading, e.g. a restore that failed half-way) is
+                // dropped rather than waited for: nobody will read the rest.
+                o = &mut outputs => break o?,
+                f = &mut feed, if !fed => {
+                    held = f?;
+                    fed = true;
+                }
+            }
+        };
         let status = status.await;
         drop(held);
         Ok::<_, StreamError>((bytes, err, status))

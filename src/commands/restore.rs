@@ -717,7 +717,7 @@ async fn wait(
 
 /// The newest event about the PVC (the provisioner says there why it does not bind), if it can
 /// be read.
-async fn last_event(requests: &Requests, ns: &str, name: &str) -> Option<String> {
+pub(crate) async fn last_event(requests: &Requests, ns: &str, name: &str) -> Option<String> {
     let api: Api<Event> = Api::namespaced(requests.client.clone(), ns);
     let params = ListParams::default().fields(&format!(
         "involvedObject.kind=PersistentVolumeClaim,involvedObject.name={name}"

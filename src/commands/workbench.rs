@@ -39,6 +39,10 @@ pub const DEFAULT_UID: i64 = 999;
 /// The helper's main process: nothing, until it is told to stop.
 const IDLE: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
 const POLL: Duration = Duration::from_millis(500);
+/// How long the helper may take to run (volume provisioned from the snapshot, image pulled),
+/// at most: a helper that is not running by then is stuck on something a person must fix
+/// (a storage class, a quota, an image), and the command's own timeout may be hours.
+pub const START_TIMEOUT: Duration = Duration::from_secs(600);
 /// Waiting reasons after which a container will not start without someone changing something.
 const HOPELESS: [&str; 6] = [
     "ImagePullBackOff",
@@ -357,7 +361,8 @@ impl Workbench {
     pub async fn open(&mut self, requests: &Requests, plan: &Plan) -> Result<()> {
         let ns = &plan.namespace;
         sweep(requests, ns, Utc::now()).await;
-        let deadline = Instant::now() + plan.timeout;
+        let start = plan.timeout.min(START_TIMEOUT);
+        let deadline = Instant::now() + start;
         let pvc: PersistentVolumeClaim = serde_json::from_value(plan.pvc.clone())
             .map_err(|e| Error::Precondition(format!("cannot build the PVC: {e}")))?;
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(requests.client.clone(), ns);
@@ -384,7 +389,7 @@ impl Workbench {
             plan.name,
             plan.snapshot
         );
-        wait_ready(requests, ns, &plan.name, deadline, plan.timeout).await
+        wait_ready(requests, ns, &plan.name, deadline, start).await
     }
 
     /// Deletes the pod, then the PVC. Errors are logged: the command's outcome is already known.
@@ -499,9 +504,13 @@ async fn wait_ready(
             )));
         }
         if Instant::now() + POLL > deadline {
+            // The claim's provisioner says why a volume from the snapshot is not there.
+            let claim = super::restore::last_event(requests, ns, name)
+                .await
+                .map_or_else(String::new, |e| format!("; its PVC: {e}"));
             return Err(Error::Precondition(format!(
-                "helper pod {ns}/{name} is not running after {} ({}); `kubectl -n {ns} describe \
-                 pod {name}` says why",
+                "helper pod {ns}/{name} is not running after {} ({}{claim}); `kubectl -n {ns} \
+                 describe pod,pvc {name}` says why",
                 crate::settings::format_duration(timeout),
                 pending_reason(&pod)
             )));

@@ -30,7 +30,7 @@ mod notify;
 mod rebind;
 mod restore;
 mod settings;
-// mod snapshot_flows;
+mod snapshot_flows;
 mod status;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]

@@ -23,6 +23,8 @@ fn mount_data(w: &World) {
     pod["spec"]["volumes"] = json!([{ "name": "data", "persistentVolumeClaim": { "claimName": "data" } }]);
     pod["spec"]["containers"][0]["volumeMounts"] = json!([{ "name": "data", "mountPath": dir }]);
     w.emu.replace(pod);
+    // The class PVC `data` names: temporary PVCs restored from its snapshots get it too.
+    w.emu.create(crate::emu::fixtures::storage_class("emu-csi", "Immediate", true));
     w.emu.set_pvc_dir(NS, "data", w.dump_dir());
     w.emu.set_kubelet_exec(ExecEnv {
         path: Some(tool_path()),
