@@ -26,6 +26,7 @@ pub mod ratelimit;
 pub mod rebind;
 pub mod restore;
 pub mod retain;
+pub mod shell;
 pub mod status;
 pub mod sync_labels;
 

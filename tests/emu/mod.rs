@@ -46,9 +46,10 @@
 //! or — with `Fault::after_serving` — after the request took effect (a lost response).
 //!
 //! Not emulated (recorded as unexpected): watch, server-side apply, deletecollection, discovery,
-//! subresources other than `status` and `pods/exec`, exec with a tty. Simplifications: no grace
-//! period, no garbage collection, namespaces need not exist, a `continue` token resumes after the
-//! last key rather than from a snapshot of the store.
+//! subresources other than `status` and `pods/exec`. Simplifications: exec with a tty has no
+//! pseudo-terminal (stderr is merged into stdout, resizes are ignored), no grace period, no
+//! garbage collection, namespaces need not exist, a `continue` token resumes after the last key
+//! rather than from a snapshot of the store.
 //!
 //! Include it with `#[path = "…/tests/emu/mod.rs"] #[allow(dead_code)] mod emu;`: each crate
 //! (the test binary, a bench, the `kube-emu` example) uses a different part of it.

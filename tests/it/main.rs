@@ -27,6 +27,7 @@ mod notify;
 mod rebind;
 mod restore;
 mod settings;
+mod shell;
 mod status;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
