@@ -639,15 +639,17 @@ const ALL_LIFECYCLE: &[&str] = &[
     "rebind",
 ];
 /// The commands that take every [`Scope::Create`] setting: `create` and `env`, and the ones
-/// that reuse `create`'s database flags (`download`, `postgres|mysql dump|info`).
+/// that reuse `create`'s database flags (`download`, `postgres|mysql dump|info|shell`).
 pub const CREATE_COMMANDS: &[&str] = &[
     "create",
     "env",
     "download",
     "postgres dump",
     "postgres info",
+    "postgres shell",
     "mysql dump",
     "mysql info",
+    "mysql shell",
 ];
 /// `restore pvc` and the original's `restore SNAPSHOT -p NEW_PVC`: the same flags.
 const RESTORE_PVC: &[&str] = &["restore", "restore pvc"];
