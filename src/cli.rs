@@ -143,9 +143,10 @@ pub enum Command {
     /// --expect-file files present; labels the snapshot verified / verify-failed.
     Verify(Box<VerifyArgs>),
     /// PostgreSQL in its container: `dump` (the checks and the atomic dump of `create`, no
-    /// snapshot) and `info` (server version, database size, the dump file's size and age).
+    /// snapshot), `info` (server version, database size, the dump file's size and age) and
+    /// `shell` (an interactive psql).
     Postgres(DbCommandArgs),
-    /// MySQL/MariaDB in its container: `dump` and `info`, as for `postgres`.
+    /// MySQL/MariaDB in its container: `dump`, `info` and `shell`, as for `postgres`.
     Mysql(DbCommandArgs),
 }
 
@@ -228,6 +229,12 @@ pub enum DbCommand {
     Dump(Box<CreateArgs>),
     /// Print the server version, the database size and the dump file's size and age.
     Info(Box<CreateArgs>),
+    /// Open the database's own client (psql; mariadb or mysql) in the container, logged in with
+    /// `create`'s settings; the password never in argv. Interactive with a terminal (tty exec,
+    /// the local terminal in raw mode); without one, stdin is the client's input, so
+    /// `echo 'SELECT 1' | backup-ns postgres shell` works in scripts. Exit status: the
+    /// client's. `--dry-run` prints the pod, container and command; `-o json` only with it.
+    Shell(Box<CreateArgs>),
 }
 
 /// `rebind CONTENT` (the original's `rebindVsc`).

@@ -5,20 +5,30 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ExitStatus {
     /// Everything succeeded.
-    Success = 0,
+    Success,
     /// The command ran and something failed (API error, dump failed, snapshot not ready, …).
-    Failure = 1,
+    Failure,
     /// Invalid usage or configuration; nothing was done.
-    Usage = 2,
+    Usage,
     /// The node lock slot (`BAK_FLOCK_TIMEOUT_SEC`) or the per-PVC lease wait timed out.
-    LockTimeout = 3,
+    LockTimeout,
     /// Another backup-ns run holds the per-PVC lease (fail-fast mode).
-    Busy = 4,
+    Busy,
+    /// The non-zero exit status of the interactive client of `postgres|mysql shell`, passed
+    /// through as it is: scripts piping SQL into the shell see the client's own status.
+    Client(u8),
 }
 
 impl ExitStatus {
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::LockTimeout => 3,
+            ExitStatus::Busy => 4,
+            ExitStatus::Client(code) => code,
+        }
     }
 
     /// Merge two outcomes of one run: the more severe wins. Usage beats everything because it
@@ -54,5 +64,6 @@ mod tests {
         assert_eq!(Usage.code(), 2);
         assert_eq!(LockTimeout.code(), 3);
         assert_eq!(Busy.code(), 4);
+        assert_eq!(Client(3).code(), 3);
     }
 }

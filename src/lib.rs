@@ -21,6 +21,7 @@ pub mod retention;
 pub mod settings;
 pub mod snapshot;
 pub mod state;
+pub mod terminal;
 pub mod workload;
 
 pub use exit::ExitStatus;

@@ -224,6 +224,7 @@ pub async fn main(command: DbCommand, engine: Engine, output: OutputFormat) -> E
     let result = match &command {
         DbCommand::Dump(a) => dump_command(a, engine, output).await,
         DbCommand::Info(a) => info_command(a, engine, output).await,
+        DbCommand::Shell(a) => return super::shell::main(a, engine, output).await,
     };
     match result {
         Ok(()) => ExitStatus::Success,

@@ -28,6 +28,7 @@ pub mod rebind;
 pub mod restore;
 pub mod restore_dump;
 pub mod retain;
+pub mod shell;
 pub mod status;
 pub mod sync_labels;
 pub mod verify;

@@ -18,6 +18,7 @@ use std::fmt;
 pub mod mysql;
 pub mod postgres;
 pub mod restore;
+pub mod shell;
 
 /// `space.sh`: `used_percent=N avail_bytes=N prev_bytes=N|-` for the dump file's directory.
 pub const SPACE_SCRIPT: &str = concat!(

@@ -640,7 +640,7 @@ const ALL_LIFECYCLE: &[&str] = &[
 ];
 /// The commands that take every [`Scope::Create`] setting: `create` and `env`, and the ones
 /// that reuse `create`'s database flags (`download`, `restore dump`, `verify`,
-/// `postgres|mysql dump|info`).
+/// `postgres|mysql dump|info|shell`).
 pub const CREATE_COMMANDS: &[&str] = &[
     "create",
     "env",
@@ -649,8 +649,10 @@ pub const CREATE_COMMANDS: &[&str] = &[
     "verify",
     "postgres dump",
     "postgres info",
+    "postgres shell",
     "mysql dump",
     "mysql info",
+    "mysql shell",
 ];
 /// The commands that take a snapshot argument (`--before`).
 const SNAPSHOT_COMMANDS: &[&str] = &["restore pvc", "restore dump", "download", "verify"];

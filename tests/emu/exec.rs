@@ -112,6 +112,8 @@ struct Session {
     stdin: bool,
     stdout: bool,
     stderr: bool,
+    /// stderr merged into stdout, as a terminal does.
+    tty: bool,
     env: Vec<(String, String)>,
     exec_env: ExecEnv,
     /// A container of a pod the kubelet runs: the kubelet's refusal when it is not running,
@@ -248,10 +250,10 @@ pub async fn handle(
             (Some(p.env), Some(session))
         }
     };
-    if q.flag("tty") {
-        let why = "tty=true is not emulated (no pseudo-terminal for local children)".to_string();
-        return Handled::Unexpected { code: 400, why };
-    }
+    // A tty exec: the kubelet drops stderr (its output goes to the terminal, i.e. stdout) and
+    // takes resize messages on channel 4. No pseudo-terminal here: the child's stderr is merged
+    // into stdout and resizes are ignored.
+    let tty = q.flag("tty");
     if !(q.flag("stdin") || q.flag("stdout") || q.flag("stderr")) {
         let message = "you must specify at least one of stdin, stdout, stderr";
         return fail(ApiError::bad_request(message), None);
@@ -305,7 +307,8 @@ pub async fn handle(
         argv,
         stdin: q.flag("stdin"),
         stdout: q.flag("stdout"),
-        stderr: q.flag("stderr"),
+        stderr: q.flag("stderr") && !tty,
+        tty,
         exec_env,
         kubelet,
     };
@@ -493,9 +496,16 @@ async fn run(on_upgrade: OnUpgrade, s: Session) {
         return;
     }
     let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-    let mut cmd = Command::new(&s.argv[0]);
-    cmd.args(&s.argv[1..])
-        .env_clear()
+    let mut cmd = if s.tty {
+        let mut c = Command::new("sh");
+        c.args(["-c", "exec \"$0\" \"$@\" 2>&1"]).args(&s.argv);
+        c
+    } else {
+        let mut c = Command::new(&s.argv[0]);
+        c.args(&s.argv[1..]);
+        c
+    };
+    cmd.env_clear()
         .envs(s.env.iter().map(|(k, v)| (k, v)))
         .stdin(pipe(s.stdin))
         .stdout(pipe(s.stdout))

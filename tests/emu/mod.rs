@@ -66,12 +66,12 @@
 //! or — with `Fault::after_serving` — after the request took effect (a lost response).
 //!
 //! Not emulated (recorded as unexpected): watch, server-side apply, deletecollection, discovery,
-//! subresources other than `status` and `pods/exec`, exec with a tty. Simplifications: no grace
-//! period but for pods created through the API, no garbage collection, namespaces need not
-//! exist, a `continue` token resumes after the last key rather than from a snapshot of the
-//! store, a pod's own command never runs (only exec does), a `readOnly` mount is not enforced
-//! (a restored volume is a copy, so nothing reaches the snapshot anyway), PersistentVolume
-//! objects do not exist.
+//! subresources other than `status` and `pods/exec`. Simplifications: exec with a tty has no
+//! pseudo-terminal (stderr is merged into stdout, resizes are ignored), no grace period but for
+//! pods created through the API, no garbage collection, namespaces need not exist, a `continue`
+//! token resumes after the last key rather than from a snapshot of the store, a pod's own
+//! command never runs (only exec does), a `readOnly` mount is not enforced (a restored volume is
+//! a copy, so nothing reaches the snapshot anyway), PersistentVolume objects do not exist.
 //!
 //! Include it with `#[path = "…/tests/emu/mod.rs"] #[allow(dead_code)] mod emu;`: each crate
 //! (the test binary, a bench, the `kube-emu` example) uses a different part of it.

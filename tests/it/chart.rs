@@ -245,7 +245,7 @@ fn chart_namespace_release_role_is_exactly_what_create_needs() {
 }
 
 #[test]
-fn chart_rbac_restore_is_a_role_of_its_own_with_what_restore_pvc_needs() {
+fn chart_rbac_restore_is_a_role_of_its_own_with_what_the_restore_commands_need() {
     // Off by default: nothing that can create a volume.
     let docs = render(NAMESPACE_RELEASE);
     assert!(kind(&docs, "Role")
@@ -256,17 +256,11 @@ fn chart_rbac_restore_is_a_role_of_its_own_with_what_restore_pvc_needs() {
     let docs = render(&format!("{NAMESPACE_RELEASE}\nrbac: {{restore: true}}\n"));
     // The CronJob's Role is unchanged.
     assert_eq!(rules(one(&docs, "Role", "rel-backup-ns")), default_role);
+    // restore pvc, and the workbench of restore dump / download SNAPSHOT: a temporary PVC and
+    // a helper pod, exec into it (and into the database pod), the database's workload read.
     assert_eq!(
         rules(one(&docs, "Role", "rel-backup-ns-restore")),
-        vec![
-            triple("", "events", &["list"]),
-            triple("", "persistentvolumeclaims", &["create", "get"]),
-            triple(
-                "snapshot.storage.k8s.io",
-                "volumesnapshots",
-                &["get", "list"]
-            ),
-        ]
+        workbench_rules(&["get", "list"])
     );
     let binding = one(&docs, "RoleBinding", "rel-backup-ns-restore");
     assert_eq!(binding["roleRef"]["name"], "rel-backup-ns-restore");
@@ -282,6 +276,283 @@ fn chart_rbac_restore_is_a_role_of_its_own_with_what_restore_pvc_needs() {
         "{NAMESPACE_RELEASE}\nrbac: {{restore: yes-please}}\n"
     ))
     .contains("restore"));
+}
+
+/// The rules `restore dump`, `download SNAPSHOT` and `verify` share, with these verbs on
+/// volumesnapshots.
+fn workbench_rules(snapshot_verbs: &[&str]) -> Vec<(String, String, Vec<String>)> {
+    let mut r = vec![
+        triple("", "events", &["list"]),
+        triple(
+            "",
+            "persistentvolumeclaims",
+            &["create", "delete", "get", "list"],
+        ),
+        triple("", "pods", &["create", "delete", "get", "list"]),
+        triple("", "pods/exec", &["create", "get"]),
+        triple("", "replicationcontrollers", &["get"]),
+        triple("", "services", &["get"]),
+        triple("apps", "daemonsets", &["get"]),
+        triple("apps", "deployments", &["get"]),
+        triple("apps", "replicasets", &["get"]),
+        triple("apps", "statefulsets", &["get"]),
+        triple("batch", "jobs", &["get"]),
+        triple("snapshot.storage.k8s.io", "volumesnapshots", snapshot_verbs),
+    ];
+    r.sort();
+    r
+}
+
+const VERIFY_RELEASE: &str = r#"
+verify: {enabled: true}
+backups:
+  - name: pg
+    pvc: data
+    db: postgres
+    execResource: deployment/postgres
+    container: postgres
+    dumpFile: /var/lib/postgresql/data/dump.sql.gz
+    passwordSecret: {name: pg, key: password}
+    env: {BAK_DB_POSTGRES_DB: shop}
+    verify:
+      expect: ["SELECT count(*) FROM orders=1", "SELECT count(*) FROM users WHERE a = 'b'=2"]
+  - name: files
+    pvc: uploads
+    db: skip
+    verify: {expectFiles: [index.html, "a b/c.txt"], image: "busybox:1.37"}
+  - name: cache
+    pvc: cache
+    db: skip
+    verify: {enabled: false}
+"#;
+
+fn cronjob_names(docs: &[Value]) -> Vec<String> {
+    let mut names: Vec<_> = kind(docs, "CronJob")
+        .iter()
+        .map(|c| s_owned(&c["metadata"]["name"]))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn chart_verify_cronjobs_are_off_by_default() {
+    // Nothing about verify, or per-backup verify settings without `enabled`: no verify objects.
+    let without = VERIFY_RELEASE.replace("verify: {enabled: true}\n", "");
+    for values in [NAMESPACE_RELEASE, without.as_str()] {
+        let docs = render(values);
+        let names = cronjob_names(&docs);
+        assert!(names.iter().all(|n| !n.ends_with("-verify")), "{names:?}");
+        for k in [
+            "Role",
+            "RoleBinding",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ServiceAccount",
+        ] {
+            assert!(
+                kind(&docs, k)
+                    .iter()
+                    .all(|d| !s(&d["metadata"]["name"]).ends_with("-verify")),
+                "{k}"
+            );
+        }
+    }
+}
+
+#[test]
+fn chart_verify_cronjob_per_target_runs_verify_latest_with_the_backups_settings() {
+    let docs = render(VERIFY_RELEASE);
+    assert_eq!(
+        cronjob_names(&docs),
+        [
+            "rel-backup-ns-cache",
+            "rel-backup-ns-files",
+            "rel-backup-ns-files-verify",
+            "rel-backup-ns-pg",
+            "rel-backup-ns-pg-verify",
+        ],
+        "one per target, none for the one that opts out"
+    );
+    let cj = one(&docs, "CronJob", "rel-backup-ns-pg-verify");
+    assert_eq!(cj["spec"]["schedule"], "0 5 * * 0");
+    assert_eq!(cj["spec"]["timeZone"], "Etc/UTC");
+    assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
+    assert_eq!(
+        cj["metadata"]["labels"]["app.kubernetes.io/component"],
+        "verify"
+    );
+    assert_eq!(cj["spec"]["jobTemplate"]["spec"]["backoffLimit"], 0);
+    // 30m + job.deadlineMarginSeconds (900).
+    assert_eq!(deadline(&docs, "rel-backup-ns-pg-verify"), 1800 + 900);
+    assert_eq!(pod_spec(cj)["serviceAccountName"], "rel-backup-ns-verify");
+    let c = container(cj, "backup-ns");
+    let args: Vec<String> = c["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s_owned)
+        .collect();
+    assert_eq!(args, ["verify", "latest", "--pvc", "data"]);
+    assert_eq!(env_of(c, "BAK_VERIFY_TIMEOUT").as_deref(), Some("30m"));
+    assert_eq!(
+        env_of(c, "BAK_VERIFY_EXPECT").as_deref(),
+        Some("SELECT count(*) FROM orders=1\nSELECT count(*) FROM users WHERE a = 'b'=2")
+    );
+    assert_eq!(env_of(c, "BAK_VERIFY_EXPECT_FILES"), None);
+    assert_eq!(env_of(c, "BAK_VERIFY_IMAGE"), None);
+    // The database settings are the backup's own, the ConfigMap too; nothing only create uses.
+    let backup = container(one(&docs, "CronJob", "rel-backup-ns-pg"), "backup-ns");
+    let db = |c: &Value| -> Vec<(String, String)> {
+        env(c)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("BAK_DB_") || n == "TZ" || n == "BAK_NAMESPACE")
+            .collect()
+    };
+    assert_eq!(db(c), db(backup));
+    assert!(db(c).contains(&(
+        "BAK_DB_POSTGRES_PASSWORD".into(),
+        "secret:pg/password".into()
+    )));
+    assert!(db(c).contains(&("BAK_DB_POSTGRES_DB".into(), "shop".into())));
+    assert_eq!(c["envFrom"], backup["envFrom"]);
+    for create_only in ["BAK_LABEL_VS_TYPE", "BAK_LABEL_VS_POD", "BAK_PVC_NAME"] {
+        assert_eq!(env_of(c, create_only), None, "{create_only}");
+    }
+    assert_eq!(c["securityContext"], backup["securityContext"]);
+    assert_eq!(c["resources"]["requests"]["cpu"], "10m");
+
+    let files = container(
+        one(&docs, "CronJob", "rel-backup-ns-files-verify"),
+        "backup-ns",
+    );
+    assert_eq!(files["args"][3], "uploads");
+    assert_eq!(env_of(files, "BAK_DB_SKIP").as_deref(), Some("true"));
+    assert_eq!(
+        env_of(files, "BAK_VERIFY_EXPECT_FILES").as_deref(),
+        Some("index.html,a b/c.txt")
+    );
+    assert_eq!(
+        env_of(files, "BAK_VERIFY_IMAGE").as_deref(),
+        Some("busybox:1.37")
+    );
+
+    // Schedule, timeout, deadline and resources from the values; a backup may opt in alone.
+    let docs = render(&format!(
+        "{}\nverify: {{enabled: false, schedule: '0 6 * * 6', timeout: 1h, \
+         resources: {{requests: {{cpu: 50m}}}}}}\n",
+        VERIFY_RELEASE
+            .replace("verify: {enabled: true}\n", "")
+            .replace(
+                "verify: {expectFiles",
+                "verify: {enabled: true, expectFiles"
+            )
+    ));
+    assert_eq!(
+        cronjob_names(&docs),
+        [
+            "rel-backup-ns-cache",
+            "rel-backup-ns-files",
+            "rel-backup-ns-files-verify",
+            "rel-backup-ns-pg",
+        ]
+    );
+    let cj = one(&docs, "CronJob", "rel-backup-ns-files-verify");
+    assert_eq!(cj["spec"]["schedule"], "0 6 * * 6");
+    assert_eq!(deadline(&docs, "rel-backup-ns-files-verify"), 3600 + 900);
+    let c = container(cj, "backup-ns");
+    assert_eq!(env_of(c, "BAK_VERIFY_TIMEOUT").as_deref(), Some("1h"));
+    assert_eq!(c["resources"]["requests"]["cpu"], "50m");
+    assert!(one(&docs, "Role", "rel-backup-ns-verify")["rules"].is_sequence());
+
+    // An explicit deadline must exceed the timeout.
+    let docs = render(&format!(
+        "{VERIFY_RELEASE}\nverify: {{enabled: true, activeDeadlineSeconds: 4000}}\n"
+    ));
+    assert_eq!(deadline(&docs, "rel-backup-ns-pg-verify"), 4000);
+    let err = render_err(&format!(
+        "{VERIFY_RELEASE}\nverify: {{enabled: true, activeDeadlineSeconds: 1800}}\n"
+    ));
+    assert!(
+        err.contains("verify.activeDeadlineSeconds=1800") && err.contains("(1800s)"),
+        "{err}"
+    );
+    let err = render_err(&format!(
+        "{VERIFY_RELEASE}\nverify: {{enabled: true, timeout: soon}}\n"
+    ));
+    assert!(err.contains("timeout"), "{err}");
+    // What the binary would reject is rejected at install time.
+    for bad in [
+        "expect: ['SELECT 1']",
+        "expectFiles: ['a,b']",
+        "expekt: ['SELECT 1=1']",
+    ] {
+        let values = VERIFY_RELEASE.replace(
+            "verify: {expectFiles: [index.html, \"a b/c.txt\"], image: \"busybox:1.37\"}",
+            &format!("verify: {{{bad}}}"),
+        );
+        render_err(&values);
+    }
+}
+
+#[test]
+fn chart_verify_has_its_own_service_account_and_role_and_the_backup_role_is_unchanged() {
+    let default_role = rules(one(
+        &render(
+            VERIFY_RELEASE
+                .replace("verify: {enabled: true}\n", "")
+                .as_str(),
+        ),
+        "Role",
+        "rel-backup-ns",
+    ));
+    let docs = render(VERIFY_RELEASE);
+    assert_eq!(rules(one(&docs, "Role", "rel-backup-ns")), default_role);
+    assert!(!default_role
+        .iter()
+        .any(|r| r.2.iter().any(|v| v == "delete" && r.1 != "leases")));
+    assert_eq!(
+        rules(one(&docs, "Role", "rel-backup-ns-verify")),
+        workbench_rules(&["get", "list", "patch"])
+    );
+    let binding = one(&docs, "RoleBinding", "rel-backup-ns-verify");
+    assert_eq!(binding["roleRef"]["name"], "rel-backup-ns-verify");
+    assert_eq!(binding["subjects"][0]["name"], "rel-backup-ns-verify");
+    assert_eq!(binding["subjects"][0]["namespace"], "shop");
+    one(&docs, "ServiceAccount", "rel-backup-ns-verify");
+    assert_eq!(
+        rules(one(&docs, "ClusterRole", "rel-backup-ns-shop-verify")),
+        vec![triple("storage.k8s.io", "storageclasses", &["get"])]
+    );
+    let cb = one(&docs, "ClusterRoleBinding", "rel-backup-ns-shop-verify");
+    assert_eq!(cb["subjects"][0]["name"], "rel-backup-ns-verify");
+    // The backups still run as the release's ServiceAccount, which the verify Role is not bound to.
+    for name in ["rel-backup-ns-pg", "rel-backup-ns-files"] {
+        assert_eq!(
+            pod_spec(one(&docs, "CronJob", name))["serviceAccountName"],
+            "rel-backup-ns"
+        );
+    }
+    // Without a created ServiceAccount the verify one must be named.
+    let err = render_err(&format!(
+        "{VERIFY_RELEASE}\nserviceAccount: {{create: false, name: bak}}\n"
+    ));
+    assert!(err.contains("verify.serviceAccountName"), "{err}");
+    let docs = render(&format!(
+        "{VERIFY_RELEASE}\nserviceAccount: {{create: false, name: bak}}\nverify: {{enabled: true, serviceAccountName: bak-verify}}\n"
+    ));
+    assert!(kind(&docs, "ServiceAccount").is_empty());
+    assert_eq!(
+        pod_spec(one(&docs, "CronJob", "rel-backup-ns-pg-verify"))["serviceAccountName"],
+        "bak-verify"
+    );
+    assert_eq!(
+        one(&docs, "RoleBinding", "rel-backup-ns-verify")["subjects"][0]["name"],
+        "bak-verify"
+    );
+    // rbac.create false: no RBAC at all.
+    let docs = render(&format!("{VERIFY_RELEASE}\nrbac: {{create: false}}\n"));
+    assert!(kind(&docs, "Role").is_empty() && kind(&docs, "ClusterRole").is_empty());
 }
 
 #[test]

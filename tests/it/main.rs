@@ -30,6 +30,7 @@ mod notify;
 mod rebind;
 mod restore;
 mod settings;
+mod shell;
 mod snapshot_flows;
 mod status;
 #[path = "../support/mod.rs"]

@@ -78,14 +78,180 @@ labels:
   {{- end }}
 {{- end }}
 
-{{/* Container fields shared by every backup-ns container. */}}
-{{- define "backup-ns.containerCommon" -}}
+{{/* Image and security context of every backup-ns container. */}}
+{{- define "backup-ns.containerImage" -}}
 image: {{ include "backup-ns.image" . }}
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
+{{- end }}
+
+{{/* Container fields shared by every backup-ns container but verify (its own resources). */}}
+{{- define "backup-ns.containerCommon" -}}
+{{ include "backup-ns.containerImage" . }}
 resources:
   {{- toYaml .Values.resources | nindent 2 }}
+{{- end }}
+
+{{/*
+The database settings of a backup (engine, exec target, dump file, connection, password), for
+every container that works on that backup's database: its backup CronJob and its verify
+CronJob. Arguments: .root, .b (the backup).
+*/}}
+{{- define "backup-ns.databaseEnv" -}}
+{{- $b := .b }}
+{{- $prefix := ternary "BAK_DB_POSTGRES" "BAK_DB_MYSQL" (eq $b.db "postgres") }}
+{{- with $b.dumpTimeout }}
+- name: BAK_DB_DUMP_TIMEOUT
+  value: {{ . | quote }}
+{{- end }}
+{{- if eq $b.db "skip" }}
+- name: BAK_DB_SKIP
+  value: "true"
+{{- else }}
+- name: {{ $prefix }}
+  value: "true"
+{{- with $b.execResource }}
+- name: {{ $prefix }}_EXEC_RESOURCE
+  value: {{ . | quote }}
+{{- end }}
+{{- with $b.container }}
+- name: {{ $prefix }}_EXEC_CONTAINER
+  value: {{ . | quote }}
+{{- end }}
+{{- with $b.dumpFile }}
+- name: {{ $prefix }}_DUMP_FILE
+  value: {{ . | quote }}
+{{- end }}
+{{- with $b.host }}
+- name: {{ $prefix }}_HOST
+  value: {{ . | quote }}
+{{- end }}
+{{- with $b.port }}
+- name: {{ $prefix }}_PORT
+  value: {{ . | toString | quote }}
+{{- end }}
+{{- with $b.user }}
+- name: {{ $prefix }}_USER
+  value: {{ . | quote }}
+{{- end }}
+{{- with $b.database }}
+- name: {{ $prefix }}_DB
+  value: {{ . | quote }}
+{{- end }}
+{{- with $b.defaultCharacterSet }}
+- name: BAK_DB_MYSQL_DEFAULT_CHARACTER_SET
+  value: {{ . | quote }}
+{{- end }}
+{{- if $b.passwordSecret }}
+- name: {{ $prefix }}_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $b.passwordSecret.name | quote }}
+      key: {{ $b.passwordSecret.key | quote }}
+{{- else if $b.password }}
+- name: {{ $prefix }}_PASSWORD
+  value: {{ $b.password | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when this backup gets a verify CronJob: its own verify.enabled if it sets one (opt-out,
+or opt-in with verify.enabled off), else the release's verify.enabled. Arguments: .root, .b.
+*/}}
+{{- define "backup-ns.verifyEnabled" -}}
+{{- $bv := default dict .b.verify }}
+{{- if hasKey $bv "enabled" }}
+{{- ternary "true" "" (eq (toString $bv.enabled) "true") }}
+{{- else }}
+{{- ternary "true" "" (eq (toString .root.Values.verify.enabled) "true") }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when any backup of the release gets a verify CronJob. */}}
+{{- define "backup-ns.anyVerify" -}}
+{{- $root := . }}
+{{- $any := "" }}
+{{- range .Values.backups }}
+{{- if include "backup-ns.verifyEnabled" (dict "root" $root "b" .) }}
+{{- $any = "true" }}
+{{- end }}
+{{- end }}
+{{- $any }}
+{{- end }}
+
+{{/* The ServiceAccount of the verify CronJobs: their own, so the backups never get its rights. */}}
+{{- define "backup-ns.verifyServiceAccountName" -}}
+{{- if .Values.verify.serviceAccountName }}
+{{- .Values.verify.serviceAccountName }}
+{{- else if .Values.serviceAccount.create }}
+{{- printf "%s-verify" (include "backup-ns.fullname" .) }}
+{{- else }}
+{{- fail "verify.serviceAccountName is required when serviceAccount.create is false" }}
+{{- end }}
+{{- end }}
+
+{{/*
+activeDeadlineSeconds of a verify Job: its timeout (BAK_VERIFY_TIMEOUT, from verify.timeout or
+the backup's env) plus job.deadlineMarginSeconds, so backup-ns's own timeout fires first, removes
+its scratch PVC and pod and labels the snapshot verify-failed, rather than the Job being killed
+with them left behind. verify.activeDeadlineSeconds set: used as is, and rendering fails unless
+it exceeds the timeout. Arguments: .root, .b, .index.
+*/}}
+{{- define "backup-ns.verifyDeadline" -}}
+{{- $where := printf "backups[%d] (%s)" .index .b.name }}
+{{- $v := include "backup-ns.effectiveSetting" (dict "root" .root "b" .b "name" "BAK_VERIFY_TIMEOUT" "field" "" "default" .root.Values.verify.timeout) }}
+{{- $s := include "backup-ns.durationSeconds" (dict "value" $v "what" (printf "%s: verify timeout (verify.timeout / BAK_VERIFY_TIMEOUT)" $where)) | int }}
+{{- with .root.Values.verify.activeDeadlineSeconds }}
+{{- if le (int .) $s }}
+{{- fail (printf "%s: verify.activeDeadlineSeconds=%d does not exceed the verify timeout (%ds): the Job would be killed before backup-ns cleans up. Raise it, lower verify.timeout, or leave verify.activeDeadlineSeconds empty to derive it" $where (int .) $s) }}
+{{- end }}
+{{- int . }}
+{{- else }}
+{{- add $s (.root.Values.job.deadlineMarginSeconds | int) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Rules of the snapshot workbench that `restore dump`, `download SNAPSHOT` and `verify` share: a
+temporary PVC from the snapshot and a helper pod that mounts it, exec into the helper, and the
+database's workload read to find its pod and image. .verbs: the volumesnapshots verbs.
+*/}}
+{{- define "backup-ns.workbenchRules" -}}
+# The snapshot by name; list: `latest` and --before choose among the PVC's snapshots.
+- apiGroups: [snapshot.storage.k8s.io]
+  resources: [volumesnapshots]
+  verbs: {{ toJson .verbs }}
+# get: the snapshotted PVC is the template (class, access modes, size), a target must not
+# exist; create/delete: the temporary PVC; list: leftovers of a killed run, by label.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, create, delete]
+# The helper pod (create/delete; get: Running and Ready; list: leftovers of a killed run) and the
+# database pod (get/list: its image and uid).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, create, delete]
+# Exec into the helper (and, for restore dump, into the database pod). The WebSocket upgrade is
+# a GET: clusters before 1.31 authorize it as get, newer ones as create.
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [get, create]
+# The exec resource's selector, read by name, as for create.
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, replicasets, daemonsets]
+  verbs: [get]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [replicationcontrollers, services]
+  verbs: [get]
+# A PVC or pod that does not come up: the last events about it go into the error.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [list]
 {{- end }}
 
 {{/* TZ and the log format, for every container. */}}
