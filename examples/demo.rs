@@ -189,7 +189,11 @@ async fn main() -> ExitCode {
     for vs in emu.list("volumesnapshots", Some("demo")) {
         for (k, v) in vs["metadata"]["labels"].as_object().into_iter().flatten() {
             if k.starts_with("backup-ns.sh/verif") {
-                println!("volumesnapshot/{}: {k}={}", vs["metadata"]["name"].as_str().unwrap_or("?"), v.as_str().unwrap_or_default());
+                println!(
+                    "volumesnapshot/{}: {k}={}",
+                    vs["metadata"]["name"].as_str().unwrap_or("?"),
+                    v.as_str().unwrap_or_default()
+                );
             }
         }
     }
@@ -199,13 +203,20 @@ async fn main() -> ExitCode {
 
     step("An accident: DELETE FROM orders WHERE id > 10");
     pg.psql_in("shop", "DELETE FROM orders WHERE id > 10");
-    println!("orders now: {}", pg.psql_in("shop", "SELECT count(*) FROM orders").trim());
+    println!(
+        "orders now: {}",
+        pg.psql_in("shop", "SELECT count(*) FROM orders").trim()
+    );
 
     step("backup-ns restore dump latest --pvc data --yes");
     println!("(the dump in the snapshot, checked, then loaded in one transaction into the live database)");
     let restored = backup_ns(&["restore", "dump", "latest", "--pvc", "data", "--yes"]);
-    println!("orders now: {}", pg.psql_in("shop", "SELECT count(*) FROM orders").trim());
-    let left = emu.list("pods", Some("demo")).len() + emu.list("persistentvolumeclaims", Some("demo")).len();
+    println!(
+        "orders now: {}",
+        pg.psql_in("shop", "SELECT count(*) FROM orders").trim()
+    );
+    let left = emu.list("pods", Some("demo")).len()
+        + emu.list("persistentvolumeclaims", Some("demo")).len();
     println!("objects in namespace demo afterwards: {left} (the app's pod and PVC; the helpers are gone)");
     emu.assert_no_unexpected();
     let code = restored.code().unwrap_or(1);

@@ -202,7 +202,11 @@ pub struct VerifyArgs {
     pub expect: Vec<String>,
     /// A file that must exist on the restored volume, relative to its root. Repeatable; in the
     /// variable comma-separated. The check of a volume-only snapshot.
-    #[arg(long = "expect-file", env = "BAK_VERIFY_EXPECT_FILES", value_delimiter = ',')]
+    #[arg(
+        long = "expect-file",
+        env = "BAK_VERIFY_EXPECT_FILES",
+        value_delimiter = ','
+    )]
     pub expect_file: Vec<String>,
     /// Image of the helper pod for a volume-only snapshot (a database's helper runs the
     /// database container's image).

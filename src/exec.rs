@@ -194,7 +194,10 @@ where
 
     let work = async move {
         let feed = async {
-            stdin.write_all(req.stdin.as_bytes()).await.map_err(StreamError::Stdin)?;
+            stdin
+                .write_all(req.stdin.as_bytes())
+                .await
+                .map_err(StreamError::Stdin)?;
             if let Some(source) = source {
                 let mut chunk = vec![0u8; STREAM_CHUNK];
                 loop {
@@ -202,7 +205,10 @@ where
                     if n == 0 {
                         break;
                     }
-                    stdin.write_all(&chunk[..n]).await.map_err(StreamError::Stdin)?;
+                    stdin
+                        .write_all(&chunk[..n])
+                        .await
+                        .map_err(StreamError::Stdin)?;
                 }
             }
             stdin.flush().await.map_err(StreamError::Stdin)?;

@@ -630,11 +630,7 @@ pub fn parse_env_config(text: &str) -> std::result::Result<BTreeMap<String, Stri
             .find('=')
             .ok_or_else(|| format!("expected KEY='value' at {:?}", first_line(rest)))?;
         let key = &rest[..eq];
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid variable name {key:?}"));
         }
         rest = rest[eq + 1..]
@@ -690,7 +686,13 @@ mod tests {
             .collect();
         assert_eq!(back, expected);
         assert_eq!(parse_env_config("").unwrap(), BTreeMap::new());
-        for bad in ["BAK_X=unquoted", "BAK_X='open", "{\"BAK_X\":\"1\"}", "BAK X='1'", "BAK_X='1'x"] {
+        for bad in [
+            "BAK_X=unquoted",
+            "BAK_X='open",
+            "{\"BAK_X\":\"1\"}",
+            "BAK X='1'",
+            "BAK_X='1'x",
+        ] {
             assert!(parse_env_config(bad).is_err(), "{bad}");
         }
     }

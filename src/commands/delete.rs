@@ -37,7 +37,6 @@ struct DeleteOutput<'a> {
     result: Option<&'a ApplyReport>,
 }
 
-
 /// The sweep's deletion of `r`, done by hand.
 fn deletion_of(r: &SnapshotRecord) -> Deletion {
     Deletion {

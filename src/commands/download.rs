@@ -298,7 +298,16 @@ async fn run_snapshot(
         .map_err(|e| Error::Exec(format!("{e:#}")))?;
     let requests = super::api::Requests::new(client.clone(), super::api::DEFAULT_QPS);
     let now = chrono::Utc::now();
-    let g = gather(&requests, &client, &context_ns, &opts, &args.create, false, now).await?;
+    let g = gather(
+        &requests,
+        &client,
+        &context_ns,
+        &opts,
+        &args.create,
+        false,
+        now,
+    )
+    .await?;
     let (Some(job), Some(dump)) = (g.job(), g.dump_path.clone()) else {
         return Err(Error::Precondition(format!(
             "volumesnapshot {}/{} is a volume-only snapshot (no database in its env-config): \
@@ -478,8 +487,15 @@ async fn download(
                 inner: tokio::io::stdout(),
                 verifier: DumpVerifier::new(engine),
             };
-            dbops::stream_file(pods, (pod, container), file, timeout, &stream_what, &mut sink)
-                .await?;
+            dbops::stream_file(
+                pods,
+                (pod, container),
+                file,
+                timeout,
+                &stream_what,
+                &mut sink,
+            )
+            .await?;
             sink.inner
                 .flush()
                 .await
@@ -498,8 +514,15 @@ async fn download(
                 inner: tokio::io::BufWriter::with_capacity(256 * 1024, out),
                 verifier: DumpVerifier::new(engine),
             };
-            dbops::stream_file(pods, (pod, container), file, timeout, &stream_what, &mut sink)
-                .await?;
+            dbops::stream_file(
+                pods,
+                (pod, container),
+                file,
+                timeout,
+                &stream_what,
+                &mut sink,
+            )
+            .await?;
             let write_err = |e: std::io::Error| Error::Exec(format!("{}: {e}", temp.display()));
             sink.inner.flush().await.map_err(write_err)?;
             sink.inner.get_ref().sync_all().await.map_err(write_err)?;

@@ -52,18 +52,17 @@ impl FromSnapshot {
             Some(p) => Some(check_relative(p).map_err(|reason| raw.err(p, reason))?),
         };
         let raw = Raw::opt("BAK_HELPER_UID", &a.helper_uid);
-        let helper_uid = match raw.get()? {
-            None => None,
-            Some(v) => match v.trim().parse::<i64>() {
-                Ok(u) if (1..=2_147_483_647).contains(&u) => Some(u),
-                _ => {
-                    return Err(raw.err(
+        let helper_uid =
+            match raw.get()? {
+                None => None,
+                Some(v) => match v.trim().parse::<i64>() {
+                    Ok(u) if (1..=2_147_483_647).contains(&u) => Some(u),
+                    _ => return Err(raw.err(
                         v,
                         "expected a non-root uid (1 to 2147483647): the helper never runs as root",
-                    ))
-                }
-            },
-        };
+                    )),
+                },
+            };
         Ok(FromSnapshot {
             choice,
             source_pvc,
@@ -197,7 +196,12 @@ impl Gathered {
             &restore::Overrides::default(),
         )?;
         Ok(workbench::plan(
-            purpose, &name, pvc.manifest, helper, timeout, now,
+            purpose,
+            &name,
+            pvc.manifest,
+            helper,
+            timeout,
+            now,
         ))
     }
 
@@ -239,14 +243,8 @@ pub async fn gather(
         Some(ns) => ns,
         None => context_ns.to_owned(),
     };
-    let snapshot = restore::snapshot(
-        requests,
-        &ns,
-        &opts.choice,
-        opts.source_pvc.as_deref(),
-        now,
-    )
-    .await?;
+    let snapshot =
+        restore::snapshot(requests, &ns, &opts.choice, opts.source_pvc.as_deref(), now).await?;
     let snapshot_name = snapshot.metadata.name.clone().unwrap_or_default();
     let env_config = match snapshot
         .metadata
@@ -318,7 +316,10 @@ pub async fn gather(
                 db_pod = Some(pod);
             }
             Err(e) if !need_pod && dump_path.is_some() => {
-                tracing::warn!("{e}; going on with --dump-path {}", dump_path.as_deref().unwrap_or_default());
+                tracing::warn!(
+                    "{e}; going on with --dump-path {}",
+                    dump_path.as_deref().unwrap_or_default()
+                );
             }
             Err(e) => return Err(e),
         }
@@ -393,27 +394,49 @@ mod tests {
     fn the_dump_path_on_the_volume_is_relative_to_the_mount() {
         let p = pod("/var/lib/postgresql/data", None);
         assert_eq!(
-            dump_on_volume(&p, "postgres", "data-db-0", "/var/lib/postgresql/data/backup/dump.sql.gz"),
+            dump_on_volume(
+                &p,
+                "postgres",
+                "data-db-0",
+                "/var/lib/postgresql/data/backup/dump.sql.gz"
+            ),
             Ok("backup/dump.sql.gz".to_owned())
         );
         let sub = pod("/var/lib/postgresql/data/", Some("pgdata"));
         assert_eq!(
-            dump_on_volume(&sub, "postgres", "data-db-0", "/var/lib/postgresql/data/dump.sql.gz"),
+            dump_on_volume(
+                &sub,
+                "postgres",
+                "data-db-0",
+                "/var/lib/postgresql/data/dump.sql.gz"
+            ),
             Ok("pgdata/dump.sql.gz".to_owned())
         );
-        let elsewhere = dump_on_volume(&p, "postgres", "data-db-0", "/tmp/dump.sql.gz").unwrap_err();
+        let elsewhere =
+            dump_on_volume(&p, "postgres", "data-db-0", "/tmp/dump.sql.gz").unwrap_err();
         assert!(elsewhere.contains("not on PVC data-db-0"), "{elsewhere}");
         // A prefix of a directory name is not that directory.
-        assert!(dump_on_volume(&p, "postgres", "data-db-0", "/var/lib/postgresql/database/d.gz").is_err());
-        assert!(dump_on_volume(&p, "postgres", "other", "/var/lib/postgresql/data/d.gz")
-            .unwrap_err()
-            .contains("no volume of PVC other"));
+        assert!(dump_on_volume(
+            &p,
+            "postgres",
+            "data-db-0",
+            "/var/lib/postgresql/database/d.gz"
+        )
+        .is_err());
+        assert!(
+            dump_on_volume(&p, "postgres", "other", "/var/lib/postgresql/data/d.gz")
+                .unwrap_err()
+                .contains("no volume of PVC other")
+        );
         assert!(dump_on_volume(&p, "mysql", "data-db-0", "/var/lib/postgresql/data/d.gz").is_err());
     }
 
     #[test]
     fn relative_paths_stay_on_the_volume() {
-        assert_eq!(check_relative("./backup/dump.sql.gz"), Ok("backup/dump.sql.gz".into()));
+        assert_eq!(
+            check_relative("./backup/dump.sql.gz"),
+            Ok("backup/dump.sql.gz".into())
+        );
         for bad in ["", "/abs/dump.sql.gz", "../etc/passwd", "a/../../b", "a\nb"] {
             assert!(check_relative(bad).is_err(), "{bad:?}");
         }
@@ -437,7 +460,10 @@ mod tests {
         let merged = with_env_config(&given, &env_config).unwrap();
         assert_eq!(merged.postgres.as_deref(), Some("true"));
         assert_eq!(merged.postgres_db.as_deref(), Some("from-flag"));
-        assert_eq!(merged.postgres_dump_file.as_deref(), Some("/data/dump.sql.gz"));
+        assert_eq!(
+            merged.postgres_dump_file.as_deref(),
+            Some("/data/dump.sql.gz")
+        );
         assert_eq!(merged.mysql, None);
     }
 }

@@ -595,7 +595,14 @@ mod tests {
         r.verified = Some("2025-01-22".into());
         assert_eq!(verified_cell(&r), "2025-01-22");
         let text = table(&[r], t("2025-01-23T00:00:00Z"), Tz::UTC, false, false);
-        let last = text.lines().nth(1).unwrap().split_whitespace().last().unwrap().to_owned();
+        let last = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .to_owned();
         assert_eq!(last, "2025-01-22");
     }
 

@@ -78,29 +78,28 @@ pub fn snapshot_choice(
             Some(super::restore::parse_before(v, tz).map_err(|reason| before_raw.err(v, reason))?)
         }
     };
-    let choice = match (snapshot, before) {
-        (Some(s), Some(_)) => {
-            return Err(Error::config(
-                "SNAPSHOT",
-                s,
-                "give a snapshot name, `latest` or --before (BAK_RESTORE_BEFORE), not both",
-            ))
-        }
-        (None, None) => {
-            return Err(Error::config(
+    let choice =
+        match (snapshot, before) {
+            (Some(s), Some(_)) => {
+                return Err(Error::config(
+                    "SNAPSHOT",
+                    s,
+                    "give a snapshot name, `latest` or --before (BAK_RESTORE_BEFORE), not both",
+                ))
+            }
+            (None, None) => return Err(Error::config(
                 "SNAPSHOT",
                 "",
                 "required: a VolumeSnapshot name, `latest` (with --pvc) or --before TIME (with \
                  --pvc)",
-            ))
-        }
-        (None, Some(t)) => SnapshotChoice::Before(t),
-        (Some(super::restore::LATEST), None) => SnapshotChoice::Latest,
-        (Some(s), None) => {
-            labels::validate_dns1123_subdomain("SNAPSHOT", s)?;
-            SnapshotChoice::Name(s.to_owned())
-        }
-    };
+            )),
+            (None, Some(t)) => SnapshotChoice::Before(t),
+            (Some(super::restore::LATEST), None) => SnapshotChoice::Latest,
+            (Some(s), None) => {
+                labels::validate_dns1123_subdomain("SNAPSHOT", s)?;
+                SnapshotChoice::Name(s.to_owned())
+            }
+        };
     if !matches!(choice, SnapshotChoice::Name(_)) && source_pvc.is_none() {
         let what = if matches!(choice, SnapshotChoice::Latest) {
             "latest"

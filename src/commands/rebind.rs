@@ -563,7 +563,6 @@ struct RebindOutput<'a> {
     error: Option<String>,
 }
 
-
 fn pretty<T: Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("<cannot render: {e}>"))
 }

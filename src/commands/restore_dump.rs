@@ -148,7 +148,16 @@ async fn run(args: &RestoreDumpArgs, output: OutputFormat) -> Result<ExitStatus>
         .map_err(|e| Error::Exec(format!("{e:#}")))?;
     let requests = super::api::Requests::new(client.clone(), super::api::DEFAULT_QPS);
     let now = chrono::Utc::now();
-    let g = gather(&requests, &client, &context_ns, &opts, &args.create, true, now).await?;
+    let g = gather(
+        &requests,
+        &client,
+        &context_ns,
+        &opts,
+        &args.create,
+        true,
+        now,
+    )
+    .await?;
     let (Some(job), Some(dump), Some(db_pod)) = (g.job(), g.dump_path.clone(), g.db_pod.as_ref())
     else {
         return Err(Error::Precondition(format!(
@@ -349,7 +358,9 @@ impl Restore<'_> {
                     o.exit_code,
                     db::last_error_line(&o.stderr),
                     if engine == Engine::Postgres {
-                        "; the transaction was rolled back, the database is as it was"
+                        "; the transaction was rolled back, the database is as it was (objects \
+                         created since the backup can block the dump's DROP statements: \
+                         --into-database restores next to them)"
                     } else {
                         "; MySQL cannot roll back DDL: the database may be partly restored"
                     }

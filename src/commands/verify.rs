@@ -138,7 +138,8 @@ async fn run(args: &VerifyArgs, output: OutputFormat) -> Result<ExitStatus> {
         .map(|e| e.trim())
         .filter(|e| !e.is_empty())
         .map(|e| {
-            Expect::parse(e).map_err(|reason| Error::config("BAK_VERIFY_EXPECT (--expect)", e, reason))
+            Expect::parse(e)
+                .map_err(|reason| Error::config("BAK_VERIFY_EXPECT (--expect)", e, reason))
         })
         .collect::<Result<_>>()?;
     let files: Vec<String> = args
@@ -147,12 +148,18 @@ async fn run(args: &VerifyArgs, output: OutputFormat) -> Result<ExitStatus> {
         .map(|f| f.trim())
         .filter(|f| !f.is_empty())
         .map(|f| {
-            check_relative(f)
-                .map_err(|reason| Error::config("BAK_VERIFY_EXPECT_FILES (--expect-file)", f, reason))
+            check_relative(f).map_err(|reason| {
+                Error::config("BAK_VERIFY_EXPECT_FILES (--expect-file)", f, reason)
+            })
         })
         .collect::<Result<_>>()?;
-    let image = Raw::opt("BAK_VERIFY_IMAGE", &args.image).get()?.map(str::to_owned);
-    if image.as_deref().is_some_and(|i| i.trim().is_empty() || i.contains(char::is_whitespace)) {
+    let image = Raw::opt("BAK_VERIFY_IMAGE", &args.image)
+        .get()?
+        .map(str::to_owned);
+    if image
+        .as_deref()
+        .is_some_and(|i| i.trim().is_empty() || i.contains(char::is_whitespace))
+    {
         return Err(Error::config(
             "BAK_VERIFY_IMAGE (--image)",
             image.unwrap_or_default(),
@@ -169,7 +176,16 @@ async fn run(args: &VerifyArgs, output: OutputFormat) -> Result<ExitStatus> {
         .map_err(|e| Error::Exec(format!("{e:#}")))?;
     let requests = super::api::Requests::new(client.clone(), super::api::DEFAULT_QPS);
     let now = Utc::now();
-    let g = gather(&requests, &client, &context_ns, &opts, &args.create, false, now).await?;
+    let g = gather(
+        &requests,
+        &client,
+        &context_ns,
+        &opts,
+        &args.create,
+        false,
+        now,
+    )
+    .await?;
     let job = g.job();
     if job.is_none() && !expects.is_empty() {
         return Err(Error::config(
@@ -336,11 +352,7 @@ fn print(report: &Report, output: OutputFormat) {
                 );
             }
             for f in &report.files {
-                println!(
-                    "  {} {}",
-                    if f.exists { "ok  " } else { "FAIL" },
-                    f.path
-                );
+                println!("  {} {}", if f.exists { "ok  " } else { "FAIL" }, f.path);
             }
         }
     }

@@ -307,10 +307,7 @@ async fn delete_pod(requests: &Requests, ns: &str, name: &str) -> bool {
     let api: Api<Pod> = Api::namespaced(requests.client.clone(), ns);
     let what = format!("delete pod {ns}/{name}");
     let dp = DeleteParams::default();
-    match requests
-        .call(&what, || api.delete(name, &dp))
-        .await
-    {
+    match requests.call(&what, || api.delete(name, &dp)).await {
         Ok(_) => true,
         Err(e) if code(&e) == Some(404) => true,
         Err(e) => {
@@ -324,10 +321,7 @@ async fn delete_pvc(requests: &Requests, ns: &str, name: &str) -> bool {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(requests.client.clone(), ns);
     let what = format!("delete persistentvolumeclaim {ns}/{name}");
     let dp = DeleteParams::default();
-    match requests
-        .call(&what, || api.delete(name, &dp))
-        .await
-    {
+    match requests.call(&what, || api.delete(name, &dp)).await {
         Ok(_) => true,
         Err(e) if code(&e) == Some(404) => true,
         Err(e) => {
@@ -403,7 +397,10 @@ impl Workbench {
             clean &= delete_pvc(requests, ns, &self.name).await;
         }
         if clean && (self.pod_created || self.pvc_created) {
-            tracing::info!("deleted helper pod and persistentvolumeclaim {ns}/{}", self.name);
+            tracing::info!(
+                "deleted helper pod and persistentvolumeclaim {ns}/{}",
+                self.name
+            );
         }
     }
 }
@@ -417,7 +414,10 @@ pub fn hopeless(pod: &Pod) -> Option<String> {
             status
                 .reason
                 .as_deref()
-                .map_or_else(String::new, |r| format!(" ({r}: {})", status.message.clone().unwrap_or_default()))
+                .map_or_else(String::new, |r| format!(
+                    " ({r}: {})",
+                    status.message.clone().unwrap_or_default()
+                ))
         ));
     }
     status
@@ -448,7 +448,10 @@ fn pending_reason(pod: &Pod) -> String {
     {
         return format!(
             "not scheduled: {}",
-            c.message.clone().or_else(|| c.reason.clone()).unwrap_or_default()
+            c.message
+                .clone()
+                .or_else(|| c.reason.clone())
+                .unwrap_or_default()
         );
     }
     if let Some(w) = status
@@ -577,7 +580,10 @@ mod tests {
                 obj["metadata"]["annotations"][labels::SCRATCH_EXPIRES],
                 "2026-12-01T03:30:00Z"
             );
-            assert_eq!(obj["metadata"]["annotations"][labels::SCRATCH_SNAPSHOT], "data-1");
+            assert_eq!(
+                obj["metadata"]["annotations"][labels::SCRATCH_SNAPSHOT],
+                "data-1"
+            );
         }
         // The PVC keeps what `restore pvc` planned.
         assert_eq!(
@@ -617,7 +623,12 @@ mod tests {
         assert_eq!(h.image, "bitnami/postgresql:15");
         assert_eq!((h.uid, h.gid), (1003, 1002));
         assert_eq!(h.image_pull_secrets, ["regcred"]);
-        assert_eq!(HelperImage::of_pod(&pod, "postgres", Some(71), None).unwrap().uid, 71);
+        assert_eq!(
+            HelperImage::of_pod(&pod, "postgres", Some(71), None)
+                .unwrap()
+                .uid,
+            71
+        );
         // An official image's pod runs as root and drops to its user itself: the helper uses
         // that user, never root.
         let root: Pod = serde_json::from_value(json!({

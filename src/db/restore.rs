@@ -358,7 +358,10 @@ mod tests {
                 "0"
             ]
         );
-        assert_eq!(pg.stdin, "=s3cret'\"$(x)\n1234\n", "password, then the dump's size");
+        assert_eq!(
+            pg.stdin, "=s3cret'\"$(x)\n1234\n",
+            "password, then the dump's size"
+        );
         assert!(pg.argv.iter().all(|a| !a.contains("s3cret")));
 
         let into = restore_script(&target(Engine::Postgres), Some("$copy"), true, 1);

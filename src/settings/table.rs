@@ -872,9 +872,14 @@ pub const OPTIONS: &[SettingSpec] = &[
     row("BAK_RESTORE_DUMP_TIMEOUT", "timeout", TIMEOUT, Value("2h"))
         .commands(&["restore dump"])
         .doc("the whole restore: helper pod start, verifying read, load"),
-    row("BAK_VERIFY_EXPECT", "expect", Kind::ValueRef, Computed("none"))
-        .commands(&["verify"])
-        .doc("`SQL=MIN` checks, one per line: the query's first value must be at least MIN"),
+    row(
+        "BAK_VERIFY_EXPECT",
+        "expect",
+        Kind::ValueRef,
+        Computed("none"),
+    )
+    .commands(&["verify"])
+    .doc("`SQL=MIN` checks, one per line: the query's first value must be at least MIN"),
     row(
         "BAK_VERIFY_EXPECT_FILES",
         "expect-file",

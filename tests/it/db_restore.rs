@@ -42,8 +42,8 @@ struct Sandbox {
 }
 
 const TOOLS: &[&str] = &[
-    "gzip", "head", "tail", "tee", "wc", "sed", "mkfifo", "rm", "mv", "ls", "df", "sleep", "sync", "mkdir",
-    "chmod", "chown", "cat", "id", "kill",
+    "gzip", "head", "tail", "tee", "wc", "sed", "mkfifo", "rm", "mv", "ls", "df", "sleep", "sync",
+    "mkdir", "chmod", "chown", "cat", "id", "kill",
 ];
 
 impl Sandbox {

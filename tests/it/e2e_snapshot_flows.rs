@@ -109,11 +109,7 @@ async fn e2e_postgres_backup_verifies_downloads_and_restores() {
         .to_owned();
     let outcome = AssertUnwindSafe(async {
         // verify: a scratch server from the database's image loads the dump.
-        let (code, v) = backup_ns(
-            &["verify", &name, "--expect", "SELECT 1=1"],
-            &ns,
-            &[],
-        );
+        let (code, v) = backup_ns(&["verify", &name, "--expect", "SELECT 1=1"], &ns, &[]);
         assert_eq!(code, 0, "{v}");
         assert_eq!(v["outcome"], "verified", "{v}");
         let vs = Api::<VolumeSnapshot>::namespaced(client.clone(), &ns)

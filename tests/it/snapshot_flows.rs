@@ -18,13 +18,21 @@ use crate::support::{unprivileged, wait_until, Postgres};
 /// The database pod mounts PVC `data` at the dump directory, as a StatefulSet's pod mounts its
 /// data volume; the emulation knows that directory as the PVC's data.
 fn mount_data(w: &World) {
-    let mut pod = w.emu.get("v1", "pods", Some(NS), "app-base-1").expect("app pod");
+    let mut pod = w
+        .emu
+        .get("v1", "pods", Some(NS), "app-base-1")
+        .expect("app pod");
     let dir = w.dump_dir().display().to_string();
-    pod["spec"]["volumes"] = json!([{ "name": "data", "persistentVolumeClaim": { "claimName": "data" } }]);
+    pod["spec"]["volumes"] =
+        json!([{ "name": "data", "persistentVolumeClaim": { "claimName": "data" } }]);
     pod["spec"]["containers"][0]["volumeMounts"] = json!([{ "name": "data", "mountPath": dir }]);
     w.emu.replace(pod);
     // The class PVC `data` names: temporary PVCs restored from its snapshots get it too.
-    w.emu.create(crate::emu::fixtures::storage_class("emu-csi", "Immediate", true));
+    w.emu.create(crate::emu::fixtures::storage_class(
+        "emu-csi",
+        "Immediate",
+        true,
+    ));
     w.emu.set_pvc_dir(NS, "data", w.dump_dir());
     w.emu.set_kubelet_exec(ExecEnv {
         path: Some(tool_path()),
@@ -74,7 +82,10 @@ fn no_vars() -> Vec<(String, String)> {
 
 /// The rows of `app.t`, in order.
 fn rows(pg: &Postgres, db: &str) -> String {
-    pg.psql_in(db, "SELECT id, coalesce(v, '<null>') FROM app.t ORDER BY id")
+    pg.psql_in(
+        db,
+        "SELECT id, coalesce(v, '<null>') FROM app.t ORDER BY id",
+    )
 }
 
 /// Scratch objects (helper pods and temporary PVCs) left in the namespace.
@@ -105,7 +116,12 @@ fn snapshot_name(w: &World) -> String {
 
 fn snapshot_labels(w: &World, name: &str) -> Value {
     w.emu
-        .get("snapshot.storage.k8s.io/v1", "volumesnapshots", Some(NS), name)
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshots",
+            Some(NS),
+            name,
+        )
         .expect("snapshot")["metadata"]["labels"]
         .clone()
 }
@@ -120,20 +136,37 @@ async fn restore_dump_puts_the_backup_back_over_the_live_database() {
         "DELETE FROM app.t WHERE id = 1; INSERT INTO app.t VALUES (9, 'after the backup'); \
          CREATE TABLE app.newer (x int);",
     );
-    let uid = helper_uid();
-    let r = run(
-        &w,
-        &["restore", "dump", "latest", "--pvc", "data", "--yes", "--helper-uid", &uid, "-o", "json"],
-        &no_vars(),
-    );
+    let live = rows(pg, "rd_over");
+    // A table created since the backup blocks the dump's `DROP SCHEMA app` (pg_dump --clean
+    // drops without CASCADE): the restore fails as a whole and changes nothing.
+    let args = [
+        "restore", "dump", "latest", "--pvc", "data", "--yes", "-o", "json",
+    ];
+    let r = run(&w, &args, &no_vars());
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("--into-database"), "a way out: {r:?}");
+    assert_eq!(rows(pg, "rd_over"), live, "rolled back");
+    assert!(no_scratch_soon(&w), "{:?}", scratch(&w));
+    // Without it, the backup comes back over the live rows. No --helper-uid: the helper runs as
+    // the image's postgres user, found in the database container.
+    pg.psql_in("rd_over", "DROP TABLE app.newer;");
+    let r = run(&w, &args, &no_vars());
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(rows(pg, "rd_over"), before, "the rows as they were at the backup");
+    assert_eq!(
+        rows(pg, "rd_over"),
+        before,
+        "the rows as they were at the backup"
+    );
     assert_eq!(r.result["restored"], true);
     assert_eq!(r.result["snapshot"], snapshot_name(&w).as_str());
     assert_eq!(r.result["dumpPath"], "dump.sql.gz");
     assert_eq!(r.result["database"], "rd_over");
     assert!(r.result["sha256"].as_str().unwrap().len() == 64, "{r:?}");
-    assert!(no_scratch_soon(&w), "helper pod and PVC deleted: {:?}", scratch(&w));
+    assert!(
+        no_scratch_soon(&w),
+        "helper pod and PVC deleted: {:?}",
+        scratch(&w)
+    );
     // The snapshotted PVC was never touched: no pod but ours mounted it, nothing wrote to it.
     w.emu.assert_no_unexpected();
 }
@@ -149,8 +182,18 @@ async fn into_database_restores_next_to_the_live_data() {
     let r = run(
         &w,
         &[
-            "restore", "dump", "latest", "--pvc", "data", "--into-database", "rd_into_copy", "--yes",
-            "--helper-uid", &uid, "-o", "json",
+            "restore",
+            "dump",
+            "latest",
+            "--pvc",
+            "data",
+            "--into-database",
+            "rd_into_copy",
+            "--yes",
+            "--helper-uid",
+            &uid,
+            "-o",
+            "json",
         ],
         &no_vars(),
     );
@@ -167,32 +210,90 @@ async fn restore_dump_asks_first_and_dry_run_changes_nothing() {
     let (w, _) = backed_up(pg, "rd_ask").await;
     w.emu.clear_requests();
     // Not a terminal and no --yes: refused before anything is created.
-    let r = run(&w, &["restore", "dump", "latest", "--pvc", "data"], &no_vars());
+    let r = run(
+        &w,
+        &["restore", "dump", "latest", "--pvc", "data"],
+        &no_vars(),
+    );
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("--yes"), "{r:?}");
     assert!(w.emu.requests().is_empty(), "no request at all");
     // --dry-run shows the workbench and creates nothing.
     let r = run(
         &w,
-        &["restore", "dump", "latest", "--pvc", "data", "--dry-run", "-o", "json"],
+        &[
+            "restore",
+            "dump",
+            "latest",
+            "--pvc",
+            "data",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
         &no_vars(),
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.result["dryRun"], true);
     let manifests = r.result["manifests"].as_array().expect("manifests");
     assert_eq!(manifests[0]["kind"], "PersistentVolumeClaim");
-    assert_eq!(manifests[0]["spec"]["dataSource"]["name"], snapshot_name(&w).as_str());
+    assert_eq!(
+        manifests[0]["spec"]["dataSource"]["name"],
+        snapshot_name(&w).as_str()
+    );
     assert_eq!(manifests[1]["kind"], "Pod");
     assert_eq!(manifests[1]["spec"]["containers"][0]["image"], "emu");
     assert!(scratch(&w).is_empty());
     assert_eq!(w.emu.count(crate::emu::Verb::Create, "pods"), 0);
-    assert_eq!(w.emu.count(crate::emu::Verb::Exec, "pods"), 0);
+    assert_eq!(
+        w.emu
+            .count(crate::emu::Verb::Create, "persistentvolumeclaims"),
+        0
+    );
+    // The one exec reads which uid the image's database user has; nothing is written.
+    assert_eq!(w.exec_scripts(), ["backup-ns-user-id"]);
     // Bad input names itself and exits 2.
     for (args, name) in [
         (vec!["restore", "dump", "latest"], "BAK_PVC_NAME"),
-        (vec!["restore", "dump", "latest", "--pvc", "data", "--into-database", "", "--yes"], "BAK_RESTORE_INTO_DATABASE"),
-        (vec!["restore", "dump", "latest", "--pvc", "data", "--dump-path", "/abs", "--yes"], "BAK_RESTORE_DUMP_PATH"),
-        (vec!["restore", "dump", "latest", "--pvc", "data", "--helper-uid", "0", "--yes"], "BAK_HELPER_UID"),
+        (
+            vec![
+                "restore",
+                "dump",
+                "latest",
+                "--pvc",
+                "data",
+                "--into-database",
+                "",
+                "--yes",
+            ],
+            "BAK_RESTORE_INTO_DATABASE",
+        ),
+        (
+            vec![
+                "restore",
+                "dump",
+                "latest",
+                "--pvc",
+                "data",
+                "--dump-path",
+                "/abs",
+                "--yes",
+            ],
+            "BAK_RESTORE_DUMP_PATH",
+        ),
+        (
+            vec![
+                "restore",
+                "dump",
+                "latest",
+                "--pvc",
+                "data",
+                "--helper-uid",
+                "0",
+                "--yes",
+            ],
+            "BAK_HELPER_UID",
+        ),
     ] {
         let r = run(&w, &args, &no_vars());
         assert_eq!(r.code, 2, "{args:?}: {r:?}");
@@ -240,7 +341,16 @@ async fn a_corrupt_or_missing_dump_in_the_snapshot_changes_nothing() {
     let truncated = snapshot_as_is(&w);
     let r = run(
         &w,
-        &["restore", "dump", &truncated, "--yes", "--helper-uid", &uid, "-o", "json"],
+        &[
+            "restore",
+            "dump",
+            &truncated,
+            "--yes",
+            "--helper-uid",
+            &uid,
+            "-o",
+            "json",
+        ],
         &with_db(&vars),
     );
     assert_eq!(r.code, 1, "{r:?}");
@@ -282,7 +392,10 @@ async fn a_dump_that_fails_half_way_is_rolled_back() {
     let snap = snapshot_as_is(&w);
     pg.psql_in("rd_half", "INSERT INTO app.t VALUES (6, 'live');");
     let live = rows(pg, "rd_half");
-    let tables = pg.psql_in("rd_half", "SELECT count(*) FROM pg_tables WHERE schemaname = 'app'");
+    let tables = pg.psql_in(
+        "rd_half",
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'app'",
+    );
     let uid = helper_uid();
     let r = run(
         &w,
@@ -291,9 +404,16 @@ async fn a_dump_that_fails_half_way_is_rolled_back() {
     );
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("rolled back"), "{r:?}");
-    assert_eq!(rows(pg, "rd_half"), live, "the table was dropped and refilled only inside the transaction");
     assert_eq!(
-        pg.psql_in("rd_half", "SELECT count(*) FROM pg_tables WHERE schemaname = 'app'"),
+        rows(pg, "rd_half"),
+        live,
+        "the table was dropped and refilled only inside the transaction"
+    );
+    assert_eq!(
+        pg.psql_in(
+            "rd_half",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'app'"
+        ),
         tables
     );
     assert!(no_scratch_soon(&w));
@@ -303,11 +423,22 @@ async fn a_dump_that_fails_half_way_is_rolled_back() {
 async fn a_helper_that_never_runs_fails_clearly_and_is_removed() {
     let pg = Postgres::shared();
     let (w, _) = backed_up(pg, "rd_pull").await;
-    w.emu.pods().image_pull_fails_matching("^backup-ns-restore-");
+    w.emu
+        .pods()
+        .image_pull_fails_matching("^backup-ns-restore-");
     let uid = helper_uid();
     let r = run(
         &w,
-        &["restore", "dump", "latest", "--pvc", "data", "--yes", "--helper-uid", &uid],
+        &[
+            "restore",
+            "dump",
+            "latest",
+            "--pvc",
+            "data",
+            "--yes",
+            "--helper-uid",
+            &uid,
+        ],
         &no_vars(),
     );
     assert_eq!(r.code, 1, "{r:?}");
@@ -336,19 +467,29 @@ async fn leftovers_of_a_killed_run_are_removed_once_expired() {
     let uid = helper_uid();
     let r = run(
         &w,
-        &["download", "latest", "--pvc", "data", "--helper-uid", &uid, "-f", "-"],
+        &[
+            "download",
+            "latest",
+            "--pvc",
+            "data",
+            "--helper-uid",
+            &uid,
+            "-f",
+            "-",
+        ],
         &no_vars(),
     );
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(wait_until(Duration::from_secs(10), || {
-        let left = scratch(&w);
-        !left.iter().any(|n| n.ends_with("-old"))
-    }));
-    let left = scratch(&w);
-    assert_eq!(
-        left,
-        ["pods/backup-ns-verify-busy", "persistentvolumeclaims/backup-ns-verify-busy"],
-        "another run's workbench is not ours to delete"
+    // The expired leftover and the run's own workbench go; another run's workbench, not yet
+    // expired, is not ours to delete.
+    let busy = [
+        "pods/backup-ns-verify-busy",
+        "persistentvolumeclaims/backup-ns-verify-busy",
+    ];
+    assert!(
+        wait_until(Duration::from_secs(10), || scratch(&w) == busy),
+        "{:?}",
+        scratch(&w)
     );
 }
 
@@ -364,13 +505,19 @@ async fn sigterm_mid_restore_rolls_back_and_cleans_up() {
     let r = run(&w, &["postgres", "dump"], &vars);
     assert_eq!(r.code, 0, "{r:?}");
     let snap = snapshot_as_is(&w);
-    pg.psql_in("rd_term", "DROP TABLE app.big; INSERT INTO app.t VALUES (8, 'live');");
+    pg.psql_in(
+        "rd_term",
+        "DROP TABLE app.big; INSERT INTO app.t VALUES (8, 'live');",
+    );
     let live = rows(pg, "rd_term");
     let uid = helper_uid();
     let vars: Vec<(String, String)> = with_db(&vars);
     let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let child = w
-        .command_with(&["restore", "dump", &snap, "--yes", "--helper-uid", &uid], &env)
+        .command_with(
+            &["restore", "dump", &snap, "--yes", "--helper-uid", &uid],
+            &env,
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -395,7 +542,10 @@ async fn sigterm_mid_restore_rolls_back_and_cleans_up() {
     // The server rolls the transaction back once the script's psql is gone.
     assert!(
         wait_until(Duration::from_secs(30), || rows(pg, "rd_term") == live
-            && pg.psql_in("rd_term", "SELECT count(*) FROM pg_tables WHERE tablename = 'big'") == "0"),
+            && pg.psql_in(
+                "rd_term",
+                "SELECT count(*) FROM pg_tables WHERE tablename = 'big'"
+            ) == "0"),
         "the database is as it was"
     );
 }
@@ -414,7 +564,18 @@ async fn download_from_a_snapshot_is_the_dump_of_that_time() {
     let uid = helper_uid();
     let r = run(
         &w,
-        &["download", "latest", "--pvc", "data", "-f", &out_s, "--helper-uid", &uid, "-o", "json"],
+        &[
+            "download",
+            "latest",
+            "--pvc",
+            "data",
+            "-f",
+            &out_s,
+            "--helper-uid",
+            &uid,
+            "-o",
+            "json",
+        ],
         &no_vars(),
     );
     assert_eq!(r.code, 0, "{r:?}");
@@ -425,14 +586,28 @@ async fn download_from_a_snapshot_is_the_dump_of_that_time() {
     // Neither a snapshot nor --live, or both: exit 2.
     assert_eq!(run(&w, &["download"], &no_vars()).code, 2);
     assert_eq!(
-        run(&w, &["download", "latest", "--pvc", "data", "--live"], &no_vars()).code,
+        run(
+            &w,
+            &["download", "latest", "--pvc", "data", "--live"],
+            &no_vars()
+        )
+        .code,
         2
     );
 }
 
 fn verify(w: &World, extra: &[&str]) -> Run {
     let uid = helper_uid();
-    let mut args = vec!["verify", "latest", "--pvc", "data", "--helper-uid", &uid, "-o", "json"];
+    let mut args = vec![
+        "verify",
+        "latest",
+        "--pvc",
+        "data",
+        "--helper-uid",
+        &uid,
+        "-o",
+        "json",
+    ];
     args.extend_from_slice(extra);
     run(w, &args, &no_vars())
 }
@@ -457,15 +632,15 @@ async fn verify_loads_the_dump_in_a_scratch_server_and_labels_the_snapshot() {
     let r = verify(&w, &["--expect", "SELECT count(*) FROM app.t=4"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(r.result["outcome"], "failed");
-    assert!(r.result["reason"].as_str().unwrap().contains(">= 4"), "{r:?}");
+    assert!(
+        r.result["reason"].as_str().unwrap().contains(">= 4"),
+        "{r:?}"
+    );
     let labels = snapshot_labels(&w, &name);
     assert_eq!(labels["backup-ns.sh/verify-failed"], today.as_str());
     assert!(labels["backup-ns.sh/verified"].is_null());
     // `list` shows it.
-    let out = w
-        .command_with(&["list"], &[])
-        .output()
-        .expect("list");
+    let out = w.command_with(&["list"], &[]).output().expect("list");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("VERIFIED"), "{text}");
     assert!(text.contains(&format!("failed {today}")), "{text}");
@@ -488,7 +663,10 @@ async fn verify_of_a_corrupt_dump_fails_and_says_why() {
     );
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(r.result["outcome"], "failed");
-    assert!(r.result["reason"].as_str().unwrap().contains("gzip"), "{r:?}");
+    assert!(
+        r.result["reason"].as_str().unwrap().contains("gzip"),
+        "{r:?}"
+    );
     assert_eq!(
         snapshot_labels(&w, &snap)["backup-ns.sh/verify-failed"],
         chrono::Utc::now().format("%Y-%m-%d").to_string().as_str()
@@ -506,7 +684,16 @@ async fn verify_of_a_volume_only_snapshot_checks_files() {
     let uid = helper_uid();
     let r = run(
         &w,
-        &["verify", &snap, "--expect-file", "uploads/a.txt", "--helper-uid", &uid, "-o", "json"],
+        &[
+            "verify",
+            &snap,
+            "--expect-file",
+            "uploads/a.txt",
+            "--helper-uid",
+            &uid,
+            "-o",
+            "json",
+        ],
         &no_vars(),
     );
     assert_eq!(r.code, 0, "{r:?}");
@@ -515,15 +702,34 @@ async fn verify_of_a_volume_only_snapshot_checks_files() {
     assert_eq!(r.result["files"][0]["bytes"], 5);
     let r = run(
         &w,
-        &["verify", &snap, "--expect-file", "uploads/missing.txt", "--helper-uid", &uid, "-o", "json"],
+        &[
+            "verify",
+            &snap,
+            "--expect-file",
+            "uploads/missing.txt",
+            "--helper-uid",
+            &uid,
+            "-o",
+            "json",
+        ],
         &no_vars(),
     );
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.result["reason"].as_str().unwrap().contains("uploads/missing.txt"));
+    assert!(r.result["reason"]
+        .as_str()
+        .unwrap()
+        .contains("uploads/missing.txt"));
     // Expectations need a database.
     let r = run(
         &w,
-        &["verify", &snap, "--expect", "SELECT 1=1", "--helper-uid", &uid],
+        &[
+            "verify",
+            &snap,
+            "--expect",
+            "SELECT 1=1",
+            "--helper-uid",
+            &uid,
+        ],
         &no_vars(),
     );
     assert_eq!(r.code, 2, "{r:?}");
