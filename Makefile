@@ -32,7 +32,7 @@ bench: ## Benchmarks: create overhead vs. the bare dump script (and peak RSS); r
 
 # `cargo run` finds the example wherever the target directory is (CARGO_TARGET_DIR, .cargo/config);
 # the demo finds the backup-ns binary next to itself.
-demo: ## A whole create against the local API emulation with a throwaway PostgreSQL
+demo: ## A backup, its verify and a restore dump against the local API emulation with a throwaway PostgreSQL
 	$(CARGO) build --locked --bin backup-ns --example demo
 	$(CARGO) run --locked --quiet --example demo
 

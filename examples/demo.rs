@@ -215,9 +215,24 @@ async fn main() -> ExitCode {
         "orders now: {}",
         pg.psql_in("shop", "SELECT count(*) FROM orders").trim()
     );
-    let left = emu.list("pods", Some("demo")).len()
-        + emu.list("persistentvolumeclaims", Some("demo")).len();
-    println!("objects in namespace demo afterwards: {left} (the app's pod and PVC; the helpers are gone)");
+    // The helper pod terminates (a short grace period), then its PVC goes.
+    let scratch = || {
+        ["pods", "persistentvolumeclaims"]
+            .iter()
+            .flat_map(|kind| emu.list(kind, Some("demo")))
+            .filter(|o| o["metadata"]["labels"]["backup-ns.sh/scratch"].is_string())
+            .count()
+    };
+    for _ in 0..50 {
+        if scratch() == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "helper pods and temporary PVCs left in namespace demo: {}",
+        scratch()
+    );
     emu.assert_no_unexpected();
     let code = restored.code().unwrap_or(1);
     println!("\nbackup-ns exited with {code}");
