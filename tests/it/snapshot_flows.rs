@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::create::{pg_database, pg_vars, tool_path, Run, World, NS};
 use crate::emu::ExecEnv;
-use crate::support::{unprivileged, wait_until, Postgres};
+use crate::support::{unprivileged, wait_until, Mariadb, Postgres};
 
 /// The database pod mounts PVC `data` at the dump directory, as a StatefulSet's pod mounts its
 /// data volume; the emulation knows that directory as the PVC's data.
@@ -734,4 +734,100 @@ async fn verify_of_a_volume_only_snapshot_checks_files() {
     );
     assert_eq!(r.code, 2, "{r:?}");
     assert!(no_scratch_soon(&w));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_backup_verifies_and_restores_next_to_and_over_the_live_data() {
+    let my = Mariadb::shared();
+    let w = World::new().await;
+    w.app("mysql", &my.env());
+    mount_data(&w);
+    // mariadbd for the verify's scratch server is in /usr/sbin.
+    w.emu.set_kubelet_exec(ExecEnv {
+        path: Some(format!("{}:/usr/sbin", tool_path())),
+        ..Default::default()
+    });
+    my.createdb("rd_my");
+    my.mysql_in(
+        "rd_my",
+        "SET NAMES utf8mb4; CREATE TABLE `order items` (id INT PRIMARY KEY, v TEXT) CHARACTER SET utf8mb4; \
+         INSERT INTO `order items` VALUES (1, 'grüß 👋'), (2, 'it''s');",
+    );
+    let contents = |db: &str| {
+        my.mysql_in(
+            db,
+            "SET NAMES utf8mb4; SELECT id, v FROM `order items` ORDER BY id",
+        )
+    };
+    let before = contents("rd_my");
+    let dump = w.dump_file("mysql.sql.gz").display().to_string();
+    let port = my.port.to_string();
+    let vars: Vec<(String, String)> = [
+        ("BAK_DB_MYSQL", "true"),
+        ("BAK_DB_MYSQL_DUMP_FILE", dump.as_str()),
+        ("BAK_DB_MYSQL_PORT", port.as_str()),
+        ("BAK_DB_MYSQL_DB", "rd_my"),
+        ("BAK_DB_MYSQL_EXEC_CONTAINER", "mysql"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let r = run(&w, &["create", "-o", "json"], &vars);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    let uid = helper_uid();
+    let r = run(
+        &w,
+        &[
+            "verify",
+            "latest",
+            "--pvc",
+            "data",
+            "--helper-uid",
+            &uid,
+            "--expect",
+            "SELECT count(*) FROM `order items`=2",
+            "-o",
+            "json",
+        ],
+        &no_vars(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result["kind"], "mysql");
+    assert_eq!(
+        r.result["tables"],
+        json!([{ "table": "order items", "rows": 2 }])
+    );
+
+    my.mysql_in("rd_my", "DELETE FROM `order items` WHERE id = 1");
+    let r = run(
+        &w,
+        &[
+            "restore",
+            "dump",
+            "latest",
+            "--pvc",
+            "data",
+            "--into-database",
+            "rd_my_copy",
+            "--yes",
+        ],
+        &no_vars(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        !r.stderr.contains("cannot roll back DDL"),
+        "next to it, nothing is at risk"
+    );
+    assert_eq!(contents("rd_my_copy"), before);
+    assert_ne!(contents("rd_my"), before, "the live database is untouched");
+    // Over the live database: MySQL cannot roll back DDL, and says so before it loads.
+    let r = run(
+        &w,
+        &["restore", "dump", "latest", "--pvc", "data", "--yes"],
+        &no_vars(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("cannot roll back DDL"), "{r:?}");
+    assert_eq!(contents("rd_my"), before);
+    assert!(no_scratch_soon(&w), "{:?}", scratch(&w));
 }
