@@ -661,7 +661,7 @@ pub struct RestoreArgs {
 pub enum RestoreCommand {
     /// A new PVC whose dataSource is the snapshot (storage class, access modes, volumeMode and
     /// size from the snapshotted PVC when it still exists).
-    Pvc(RestorePvcArgs),
+    Pvc(Box<RestorePvcArgs>),
     /// The dump inside the snapshot back into the live database: a temporary PVC from the
     /// snapshot, a helper pod from the database container's image, the dump streamed into
     /// the database (PostgreSQL: one transaction). Asks first; --yes elsewhere.

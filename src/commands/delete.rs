@@ -168,11 +168,9 @@ pub async fn main(args: &DeleteArgs, output: crate::cli::Output) -> ExitStatus {
         }
         return ExitStatus::Success;
     }
-    if ask {
-        if !super::ask(&format!("Delete {line}?")) {
-            eprintln!("not deleted");
-            return ExitStatus::Failure;
-        }
+    if ask && !super::ask(&format!("Delete {line}?")) {
+        eprintln!("not deleted");
+        return ExitStatus::Failure;
     }
 
     let deletion = deletion_of(&record);

@@ -651,11 +651,9 @@ pub async fn main(args: &RebindArgs, output: crate::cli::Output) -> ExitStatus {
         }
         return ExitStatus::Success;
     }
-    if ask {
-        if !super::ask(&format!("Create {}?", plan.summary())) {
-            eprintln!("nothing created");
-            return ExitStatus::Failure;
-        }
+    if ask && !super::ask(&format!("Create {}?", plan.summary())) {
+        eprintln!("nothing created");
+        return ExitStatus::Failure;
     }
     let status = match apply(&requests, &plan, opts.deletion_policy).await {
         Ok(()) => {
