@@ -71,29 +71,6 @@ fn tool_path() -> String {
     )
 }
 
-/// Waits for a child and returns its exit status and peak RSS in KiB. The peak is the child's
-/// own `VmHWM` from `/proc/PID/status`, read every 20 ms until it exits (the high-water mark only
-/// grows, so the last reading is the peak up to the last 20 ms). `wait4`'s `ru_maxrss` would be
-/// wrong here: Linux carries the parent's high-water mark across `exec`, so it would report this
-/// benchmark's own memory.
-fn wait_peak_rss(mut child: Child) -> (std::process::ExitStatus, u64) {
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            let hwm = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-            peak = peak.max(hwm.unwrap_or(0));
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            return (status, peak);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The dump script, run directly with `sh` exactly as backup-ns runs it in the container.
 fn direct(pg: &Postgres, target: &DbTarget, dir: &Path) -> Duration {
     let script = db::dump_script(target, 3 * 3600);
@@ -134,7 +111,7 @@ fn through_backup_ns(pg: &Postgres, kubeconfig: &Path, dump: &Path) -> (Duration
         .stdout(Stdio::null())
         .spawn()
         .expect("backup-ns");
-    let (status, rss_kib) = wait_peak_rss(child);
+    let (status, rss_kib) = support::wait_peak_rss(child);
     assert!(status.success(), "backup-ns create failed: {status}");
     (started.elapsed(), rss_kib)
 }

@@ -239,6 +239,44 @@ pub enum DbCommand {
     /// `echo 'SELECT 1' | backup-ns postgres shell` works in scripts. Exit status: the
     /// client's. `--dry-run` prints the pod, container and command; `-o json` only with it.
     Shell(Box<CreateArgs>),
+    /// The original's `restore`: load the container's current dump file into the database
+    /// (PostgreSQL in one transaction, MySQL statement by statement), after checking it whole.
+    /// Asks first; --yes (the original's -f) elsewhere.
+    Restore(Box<DbRestoreArgs>),
+    /// The original's `downloadDump`: `download --live` for this engine.
+    #[command(name = "download-dump", alias = "downloadDump")]
+    DownloadDump(Box<DbDownloadArgs>),
+}
+
+/// `postgres|mysql restore`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct DbRestoreArgs {
+    /// Do not ask; required when stdin is not a terminal (`-f`, `--force`: the original's).
+    #[arg(
+        short = 'y',
+        long,
+        env = "BAK_YES",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        short_alias = 'f',
+        alias = "force"
+    )]
+    pub yes: Option<String>,
+    /// Restore into this database (created when missing) instead of over the live one.
+    #[arg(long = "into-database", env = "BAK_RESTORE_INTO_DATABASE")]
+    pub into_database: Option<String>,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// `postgres|mysql download-dump` (`downloadDump`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct DbDownloadArgs {
+    /// Where to write the dump (`-`: stdout); replaced only by a verified download.
+    #[arg(short = 'f', long = "file", env = "BAK_DOWNLOAD_FILE")]
+    pub file: Option<String>,
+    #[command(flatten)]
+    pub create: CreateArgs,
 }
 
 /// `rebind CONTENT` (the original's `rebindVsc`).

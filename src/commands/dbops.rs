@@ -225,6 +225,16 @@ pub async fn main(command: DbCommand, engine: Engine, output: OutputFormat) -> E
         DbCommand::Dump(a) => dump_command(a, engine, output).await,
         DbCommand::Info(a) => info_command(a, engine, output).await,
         DbCommand::Shell(a) => return super::shell::main(a, engine, output).await,
+        DbCommand::Restore(a) => return super::restore_dump::live_main(a, engine, output).await,
+        DbCommand::DownloadDump(a) => {
+            let args = crate::cli::DownloadArgs {
+                live: Some("true".into()),
+                file: a.file.clone(),
+                create: super::download::with_engine(&a.create, engine),
+                ..Default::default()
+            };
+            return super::download::main(&args, output).await;
+        }
     };
     match result {
         Ok(()) => ExitStatus::Success,

@@ -42,7 +42,9 @@ const PIPE: usize = 256 * 1024;
 #[serde(rename_all = "camelCase")]
 struct Report {
     namespace: String,
-    snapshot: String,
+    /// The snapshot read (`None`: `postgres|mysql restore`, the container's current dump).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<String>,
     engine: &'static str,
     pod: String,
     container: String,
@@ -53,7 +55,8 @@ struct Report {
     /// The dump on the restored volume, relative to its root.
     dump_path: String,
     /// The temporary PVC and helper pod (same name).
-    workbench: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workbench: Option<String>,
     dry_run: bool,
     restored: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,24 +98,23 @@ fn print(report: &Report, output: OutputFormat) {
             Err(e) => tracing::error!("cannot render the result: {e}"),
         },
         OutputFormat::Text if report.dry_run => println!(
-            "dry run: would restore {} from volumesnapshot {}/{} into {} database {} in pod {} \
-             (helper {})",
+            "dry run: would restore {}{} into {} database {} in pod {}{}",
             report.dump_path,
-            report.namespace,
-            report.snapshot,
+            from(report),
             report.engine,
             report.database,
             report.pod,
-            report.workbench
+            report
+                .workbench
+                .as_deref()
+                .map_or_else(String::new, |w| format!(" (helper {w})"))
         ),
         OutputFormat::Text if report.restored => println!(
-            "restored {} ({} bytes, sha256 {}) from volumesnapshot {}/{} into {} database {} in \
-             pod {}",
+            "restored {} ({} bytes, sha256 {}){} into {} database {} in pod {}",
             report.dump_path,
             report.bytes.unwrap_or_default(),
             report.sha256.as_deref().unwrap_or_default(),
-            report.namespace,
-            report.snapshot,
+            from(report),
             report.engine,
             report.database,
             report.pod
@@ -121,28 +123,175 @@ fn print(report: &Report, output: OutputFormat) {
     }
 }
 
+/// ` from volumesnapshot NS/NAME`, or nothing for the container's own dump.
+fn from(report: &Report) -> String {
+    report.snapshot.as_deref().map_or_else(String::new, |s| {
+        format!(" from volumesnapshot {}/{s}", report.namespace)
+    })
+}
+
+/// `--into-database`, checked.
+fn into_database(value: &Option<String>) -> Result<Option<String>> {
+    let raw = Raw::opt("BAK_RESTORE_INTO_DATABASE", value);
+    match raw.get()? {
+        None => Ok(None),
+        Some(v) => Ok(Some(
+            check_database_name(v).map_err(|reason| raw.err(v, reason))?,
+        )),
+    }
+}
+
+/// Without `--yes` a terminal must be there to ask on.
+fn refuse_unasked(yes: bool, dry_run: bool) -> Result<()> {
+    if !yes && !dry_run && !std::io::stdin().is_terminal() {
+        return Err(Error::config(
+            "BAK_YES (--yes)",
+            "false",
+            "a restore overwrites the database and stdin is not a terminal to ask on; pass \
+             --yes to restore, or --dry-run to see what would happen",
+        ));
+    }
+    Ok(())
+}
+
+/// The database a restore writes to, as configured (`$VAR` references stay references).
+fn database_of(target: &db::DbTarget, into: Option<&str>) -> String {
+    match (into, &target.database) {
+        (Some(d), _) => d.to_owned(),
+        (None, ValueRef::Literal(v)) => v.clone(),
+        (None, ValueRef::Env(name)) => format!("${name}"),
+    }
+}
+
+/// Asks, unless `yes`; false: the person said no.
+fn confirmed(yes: bool, what: &str, engine: Engine, report: &Report, into: bool) -> bool {
+    if engine == Engine::Mysql && !into {
+        tracing::warn!(
+            "MySQL/MariaDB cannot roll back DDL: a restore that fails half-way leaves database \
+             {} partly restored (the dump is verified before it is loaded); --into-database \
+             restores next to it instead",
+            report.database
+        );
+    }
+    if yes {
+        return true;
+    }
+    let ok = super::ask(&format!(
+        "Restore {what} into {} database {} in pod {}{}?",
+        report.engine,
+        report.database,
+        report.pod,
+        if into {
+            ""
+        } else {
+            " (its tables are dropped and re-created from the dump)"
+        }
+    ));
+    if !ok {
+        eprintln!("nothing restored");
+    }
+    ok
+}
+
+/// `postgres|mysql restore` (the original's): the container's current dump file, checked, into
+/// its database. No snapshot, no helper: the dump is read where it lies.
+pub async fn live_main(
+    args: &crate::cli::DbRestoreArgs,
+    engine: Engine,
+    output: OutputFormat,
+) -> ExitStatus {
+    match live(args, engine, output).await {
+        Ok(status) => status,
+        Err(e) => super::report_error(&e),
+    }
+}
+
+async fn live(
+    args: &crate::cli::DbRestoreArgs,
+    engine: Engine,
+    output: OutputFormat,
+) -> Result<ExitStatus> {
+    let yes = Raw::opt("BAK_YES", &args.yes).bool()?;
+    let into = into_database(&args.into_database)?;
+    let settings = super::settings_from(&super::download::with_engine(&args.create, engine))?;
+    let job = &settings.databases[0];
+    refuse_unasked(yes, settings.dry_run)?;
+    let (client, namespace) = super::download::connect(&settings).await?;
+    let r = super::dbops::resolve(&client, &namespace, job).await?;
+    let mut report = Report {
+        namespace,
+        engine: super::dbops::engine_name(engine),
+        pod: r.pod.clone(),
+        container: job.container.clone(),
+        database: database_of(&job.target, into.as_deref()),
+        into_database: into.is_some(),
+        dump_path: job.target.dump_file.clone(),
+        dry_run: settings.dry_run,
+        ..Default::default()
+    };
+    if settings.dry_run {
+        print(&report, output);
+        return Ok(ExitStatus::Success);
+    }
+    let what = format!("{} (the current dump file)", job.target.dump_file);
+    if !confirmed(yes, &what, engine, &report, into.is_some()) {
+        return Ok(ExitStatus::Failure);
+    }
+    let pods: Api<Pod> = Api::namespaced(client, &report.namespace);
+    let restore = Restore {
+        pods: &pods,
+        source: (&r.pod, &job.container),
+        dump: &job.target.dump_file,
+        db_pod: &r.pod,
+        container: &job.container,
+        target: &job.target,
+        into: into.as_deref(),
+        timeout: settings.dump_timeout,
+    };
+    let result = tokio::select! {
+        r = restore.run() => r,
+        sig = signal() => Err(Error::Interrupted(format!("{sig}: restore stopped"))),
+    };
+    Ok(finish(result, &mut report, output))
+}
+
+/// Logs and prints the outcome.
+fn finish(result: Result<(u64, String)>, report: &mut Report, output: OutputFormat) -> ExitStatus {
+    let status = match result {
+        Ok((bytes, sha256)) => {
+            report.restored = true;
+            report.bytes = Some(bytes);
+            report.sha256 = Some(sha256);
+            tracing::info!(
+                bytes,
+                "restored {}{} into {} database {}",
+                report.dump_path,
+                from(report),
+                report.engine,
+                report.database
+            );
+            ExitStatus::Success
+        }
+        Err(e) => {
+            report.error = Some(e.to_string());
+            super::report_error(&e)
+        }
+    };
+    print(report, output);
+    status
+}
+
 async fn run(args: &RestoreDumpArgs, output: OutputFormat) -> Result<ExitStatus> {
     let opts = FromSnapshot::from_args(&args.from, &args.create)?;
     let yes = Raw::opt("BAK_YES", &args.yes).bool()?;
-    let into_raw = Raw::opt("BAK_RESTORE_INTO_DATABASE", &args.into_database);
-    let into = match into_raw.get()? {
-        None => None,
-        Some(v) => Some(check_database_name(v).map_err(|reason| into_raw.err(v, reason))?),
-    };
+    let into = into_database(&args.into_database)?;
     let timeout_raw = Raw::opt("BAK_RESTORE_DUMP_TIMEOUT", &args.timeout);
     let timeout = timeout_raw.duration_or("2h")?;
     if timeout.is_zero() {
         return Err(timeout_raw.err("0", "must be greater than zero, e.g. 2h"));
     }
     let dry_run = Raw::opt("BAK_DRY_RUN", &args.create.dry_run).bool()?;
-    if !yes && !dry_run && !std::io::stdin().is_terminal() {
-        return Err(Error::config(
-            "BAK_YES (--yes)",
-            "false",
-            "restore dump overwrites the database and stdin is not a terminal to ask on; pass \
-             --yes to restore, or --dry-run to see what would happen",
-        ));
-    }
+    refuse_unasked(yes, dry_run)?;
     let (client, context_ns) = super::client(false)
         .await
         .map_err(|e| Error::Exec(format!("{e:#}")))?;
@@ -170,23 +319,16 @@ async fn run(args: &RestoreDumpArgs, output: OutputFormat) -> Result<ExitStatus>
     let helper = g.helper(None, opts.helper_uid)?;
     let plan = g.plan(Purpose::Restore, &helper, timeout, now)?;
     let pod_name = db_pod.metadata.name.clone().unwrap_or_default();
-    let database = match &into {
-        Some(d) => d.clone(),
-        None => match &job.target.database {
-            ValueRef::Literal(v) => v.clone(),
-            ValueRef::Env(name) => format!("${name}"),
-        },
-    };
     let mut report = Report {
         namespace: g.namespace.clone(),
-        snapshot: g.snapshot_name.clone(),
+        snapshot: Some(g.snapshot_name.clone()),
         engine: super::dbops::engine_name(engine),
         pod: pod_name.clone(),
         container: job.container.clone(),
-        database,
+        database: database_of(&job.target, into.as_deref()),
         into_database: into.is_some(),
         dump_path: dump.clone(),
-        workbench: plan.name.clone(),
+        workbench: Some(plan.name.clone()),
         dry_run,
         ..Default::default()
     };
@@ -195,30 +337,11 @@ async fn run(args: &RestoreDumpArgs, output: OutputFormat) -> Result<ExitStatus>
         print(&report, output);
         return Ok(ExitStatus::Success);
     }
-    if engine == Engine::Mysql && into.is_none() {
-        tracing::warn!(
-            "MySQL/MariaDB cannot roll back DDL: a restore that fails half-way leaves database \
-             {} partly restored (the dump is verified before it is loaded); --into-database \
-             restores next to it instead",
-            report.database
-        );
-    }
-    if !yes
-        && !super::ask(&format!(
-            "Restore {dump} from volumesnapshot {}/{} into {} database {} in pod {}{}?",
-            g.namespace,
-            g.snapshot_name,
-            report.engine,
-            report.database,
-            pod_name,
-            if into.is_some() {
-                ""
-            } else {
-                " (its tables are dropped and re-created from the dump)"
-            }
-        ))
-    {
-        eprintln!("nothing restored");
+    let what = format!(
+        "{dump} from volumesnapshot {}/{}",
+        g.namespace, g.snapshot_name
+    );
+    if !confirmed(yes, &what, engine, &report, into.is_some()) {
         return Ok(ExitStatus::Failure);
     }
 
@@ -226,7 +349,7 @@ async fn run(args: &RestoreDumpArgs, output: OutputFormat) -> Result<ExitStatus>
     let mut bench = Workbench::new(&plan);
     let restore = Restore {
         pods: &pods,
-        helper: &plan.name,
+        source: (&plan.name, CONTAINER),
         dump: &dump,
         db_pod: &pod_name,
         container: &job.container,
@@ -245,34 +368,14 @@ async fn run(args: &RestoreDumpArgs, output: OutputFormat) -> Result<ExitStatus>
         ))),
     };
     bench.close(&requests).await;
-    let status = match result {
-        Ok((bytes, sha256)) => {
-            report.restored = true;
-            report.bytes = Some(bytes);
-            report.sha256 = Some(sha256);
-            tracing::info!(
-                bytes,
-                "restored {dump} from volumesnapshot {}/{} into {} database {}",
-                g.namespace,
-                g.snapshot_name,
-                report.engine,
-                report.database
-            );
-            ExitStatus::Success
-        }
-        Err(e) => {
-            report.error = Some(e.to_string());
-            super::report_error(&e)
-        }
-    };
-    print(&report, output);
-    Ok(status)
+    Ok(finish(result, &mut report, output))
 }
 
 /// The apply step's inputs.
 struct Restore<'a> {
     pods: &'a Api<Pod>,
-    helper: &'a str,
+    /// Where the dump is read: the helper's container, or the database's own.
+    source: (&'a str, &'a str),
     dump: &'a str,
     db_pod: &'a str,
     container: &'a str,
@@ -291,7 +394,7 @@ impl Restore<'_> {
         };
         super::dbops::stream_file(
             self.pods,
-            (self.helper, CONTAINER),
+            self.source,
             self.dump,
             self.timeout,
             "reading the dump",
@@ -316,7 +419,7 @@ impl Restore<'_> {
         let feed = async {
             let n = super::dbops::stream_file(
                 self.pods,
-                (self.helper, CONTAINER),
+                self.source,
                 self.dump,
                 self.timeout,
                 "reading the dump",

@@ -653,6 +653,10 @@ pub const CREATE_COMMANDS: &[&str] = &[
     "mysql dump",
     "mysql info",
     "mysql shell",
+    "postgres restore",
+    "mysql restore",
+    "postgres download-dump",
+    "mysql download-dump",
 ];
 /// The commands that take a snapshot argument (`--before`).
 const SNAPSHOT_COMMANDS: &[&str] = &["restore pvc", "restore dump", "download", "verify"];
@@ -813,7 +817,13 @@ pub const OPTIONS: &[SettingSpec] = &[
     .doc("a PVC whose newest ready backup is older is stale (exit code 1)"),
     row("BAK_YES", "yes", BOOL, Value("false"))
         .short('y')
-        .commands(&["delete", "rebind", "restore dump"])
+        .commands(&[
+            "delete",
+            "rebind",
+            "restore dump",
+            "postgres restore",
+            "mysql restore",
+        ])
         .doc("do not ask; required when stdin is not a terminal"),
     row(
         "BAK_ADHOC_FROM_CRONJOB",
@@ -867,7 +877,7 @@ pub const OPTIONS: &[SettingSpec] = &[
         Kind::ValueRef,
         Computed("the live database"),
     )
-    .commands(&["restore dump"])
+    .commands(&["restore dump", "postgres restore", "mysql restore"])
     .doc("restore into this database (created when missing) instead of over the live one"),
     row("BAK_RESTORE_DUMP_TIMEOUT", "timeout", TIMEOUT, Value("2h"))
         .commands(&["restore dump"])
@@ -972,7 +982,7 @@ pub const OPTIONS: &[SettingSpec] = &[
         Computed("the dump file's name, in the current directory"),
     )
     .short('f')
-    .commands(&["download"])
+    .commands(&["download", "postgres download-dump", "mysql download-dump"])
     .doc("where to write the dump, `-` for stdout; replaced only by a verified download"),
 ];
 

@@ -206,10 +206,13 @@ async fn a_missing_dump_file_exits_1_naming_it() {
     assert!(r.result["bytes"].is_null(), "{r:?}");
     assert_eq!(w.exec_scripts().len(), execs, "no exec in a dry run");
     assert!(leftovers(&out_dir, &[]).is_empty());
-    // Without --live there is nothing to download from yet: a usage error.
+    // Neither a snapshot nor --live: a usage error naming both.
     let r = run(&w, &["download", "-f", &out_s], &vars);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("BAK_DOWNLOAD_LIVE"), "{r:?}");
+    assert!(
+        r.stderr.contains("SNAPSHOT") && r.stderr.contains("--live"),
+        "{r:?}"
+    );
     // A target directory that does not exist, or two databases: usage errors before any exec.
     let execs = w.exec_scripts().len();
     let r = run(
@@ -254,8 +257,8 @@ async fn postgres_info_reports_version_sizes_and_age() {
     assert_eq!(r.result["pod"], "app-base-1");
 }
 
-/// A 100 MB dump streams through in chunks: backup-ns's peak RSS (from `wait4`'s rusage) stays
-/// far below the size of the dump. The dump is two gzip members (random bytes, then the
+/// A 100 MB dump streams through in chunks: backup-ns's peak RSS (its own `VmHWM`) stays far
+/// below the size of the dump. The dump is two gzip members (random bytes, then the
 /// trailer), as `cat a.gz b.gz` makes and `gzip -d` reads.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_100_mb_download_keeps_memory_flat() {
@@ -278,21 +281,16 @@ async fn a_100_mb_download_keeps_memory_flat() {
     let out = w.dir.path().join("big.sql.gz");
     let out_s = out.display().to_string();
     let v: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut child = w
+    let child = w
         .command_with(&["download", "--live", "-f", &out_s, "-o", "json"], &v)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let (mut wstatus, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
-    // SAFETY: waits for our own child; both pointers are to live locals.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut wstatus, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    let _ = child.try_wait();
-    assert!(libc::WIFEXITED(wstatus) && libc::WEXITSTATUS(wstatus) == 0);
+    let (status, peak_kib) = crate::support::wait_peak_rss(child);
+    assert!(status.success(), "{status:?}");
     assert_eq!(fs::metadata(&out).unwrap().len(), size);
-    // ru_maxrss is in KiB on Linux.
-    let peak = usage.ru_maxrss as usize * 1024;
+    let peak = peak_kib as usize * 1024;
     eprintln!("download of {size} bytes: peak RSS {} MiB", peak / MB);
     assert!(
         peak < 60 * MB,
@@ -360,4 +358,63 @@ async fn mysql_dump_info_and_download() {
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(fs::read(&out).unwrap(), fs::read(&dump).unwrap());
+}
+
+/// `SELECT … FROM app.t` in order.
+fn rows(pg: &Postgres, db: &str) -> String {
+    pg.psql_in(
+        db,
+        "SELECT id, coalesce(v, '<null>') FROM app.t ORDER BY id",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_restore_loads_the_current_dump_file_as_the_original_did() {
+    let pg = Postgres::shared();
+    let (w, _dump, vars) = world(pg, "dl_restore").await;
+    assert_eq!(run(&w, &["postgres", "dump"], &vars).code, 0);
+    let before = rows(pg, "dl_restore");
+    pg.psql_in("dl_restore", "DELETE FROM app.t WHERE id > 1;");
+    let after = rows(pg, "dl_restore");
+    // No terminal and no --yes: refused, nothing touched.
+    let r = run(&w, &["postgres", "restore"], &vars);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("BAK_YES"), "{r:?}");
+    assert_eq!(rows(pg, "dl_restore"), after);
+    // The original's -f.
+    let r = run(&w, &["postgres", "restore", "-f", "-o", "json"], &vars);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(rows(pg, "dl_restore"), before);
+    assert_eq!(r.result["restored"], true);
+    assert!(r.result.get("snapshot").is_none(), "{r:?}");
+    // Read once to check it whole, then once more into the load (the two run together).
+    let scripts = w.exec_scripts();
+    assert_eq!(
+        scripts[scripts.len() - 3],
+        "backup-ns-dump-cat",
+        "checked first"
+    );
+    let mut last_two = scripts[scripts.len() - 2..].to_vec();
+    last_two.sort();
+    assert_eq!(
+        last_two,
+        ["backup-ns-dump-cat", "backup-ns-postgres-restore"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn download_dump_is_the_originals_download_live() {
+    let pg = Postgres::shared();
+    let (w, dump, vars) = world(pg, "dl_compat").await;
+    assert_eq!(run(&w, &["postgres", "dump"], &vars).code, 0);
+    let out = w.dir.path().join("compat.sql.gz");
+    let out_s = out.display().to_string();
+    let r = run(
+        &w,
+        &["postgres", "downloadDump", "-f", &out_s, "-o", "json"],
+        &vars,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&dump).unwrap());
+    assert_eq!(r.result["sha256"], sha256sum(&out).as_str());
 }

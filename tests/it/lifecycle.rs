@@ -1037,7 +1037,7 @@ async fn lifecycle_list_table_sorting_filters_and_formats() {
         .unwrap()
         .split_whitespace()
         .collect();
-    assert_eq!(header[11..], ["RETAIN", "TIME", "CONTENT"], "{r:?}");
+    assert_eq!(header[12..], ["RETAIN", "TIME", "CONTENT"], "{r:?}");
     assert!(r.stdout.contains("<removed: kept forever>"), "{r:?}");
     assert_eq!(c.emu.count(Verb::Get, "volumesnapshots"), 0);
 }

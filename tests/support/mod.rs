@@ -225,3 +225,26 @@ pub fn pipe_sql(mut cmd: Command, sql: &str) -> Result<String, String> {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// Waits for a child and returns its exit status and peak RSS in KiB: the child's own `VmHWM`
+/// from `/proc/PID/status`, read every 20 ms until it exits (the high-water mark only grows, so
+/// the last reading is the peak up to the last 20 ms). `wait4`'s `ru_maxrss` would be wrong:
+/// Linux carries the parent's high-water mark across `exec` (`signal->maxrss`), so a child of a
+/// test binary busy with other tests reports the test binary's memory, not its own.
+pub fn wait_peak_rss(mut child: std::process::Child) -> (std::process::ExitStatus, u64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(text) = fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            return (status, peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
