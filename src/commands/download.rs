@@ -285,29 +285,16 @@ async fn run_snapshot(
     output: OutputFormat,
     file: Option<&str>,
 ) -> Result<ExitStatus> {
-    use super::from_snapshot::{gather, FromSnapshot};
-    use super::workbench::{Purpose, Workbench, CONTAINER};
+    use super::from_snapshot::{connect_and_gather, FromSnapshot};
+    use super::workbench::{Purpose, CONTAINER};
     let opts = FromSnapshot::from_args(&args.from, &args.create)?;
-    let timeout_raw = Raw::opt("BAK_DOWNLOAD_TIMEOUT", &args.timeout);
-    let timeout = timeout_raw.duration_or("30m")?;
-    if timeout.is_zero() {
-        return Err(timeout_raw.err("0", "must be greater than zero, e.g. 30m"));
-    }
-    let (client, context_ns) = super::client(false)
-        .await
-        .map_err(|e| Error::Exec(format!("{e:#}")))?;
-    let requests = super::api::Requests::new(client.clone(), super::api::DEFAULT_QPS);
-    let now = chrono::Utc::now();
-    let g = gather(
-        &requests,
-        &client,
-        &context_ns,
-        &opts,
-        &args.create,
-        false,
+    let timeout = Raw::opt("BAK_DOWNLOAD_TIMEOUT", &args.timeout).timeout_or("30m")?;
+    let super::from_snapshot::Session {
+        client,
+        requests,
         now,
-    )
-    .await?;
+        g,
+    } = connect_and_gather(&opts, &args.create, false).await?;
     let (Some(job), Some(dump)) = (g.job(), g.dump_path.clone()) else {
         return Err(Error::Precondition(format!(
             "volumesnapshot {}/{} is a volume-only snapshot (no database in its env-config): \
@@ -346,15 +333,15 @@ async fn run_snapshot(
         return Ok(ExitStatus::Success);
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &g.namespace);
-    let mut bench = Workbench::new(&plan);
-    let result = tokio::select! {
-        r = async {
-            bench.open(&requests, &plan).await?;
-            download(&pods, (&plan.name, CONTAINER), &dump, timeout, engine, &target).await
-        } => r,
-        sig = signal() => Err(Error::Interrupted(format!("{sig}: download stopped"))),
-    };
-    bench.close(&requests).await;
+    let work = download(
+        &pods,
+        (&plan.name, CONTAINER),
+        &dump,
+        timeout,
+        engine,
+        &target,
+    );
+    let result = super::workbench::within(&requests, &plan, "download", work).await;
     finish(result, &mut report, output, &target)
 }
 

@@ -228,6 +228,35 @@ impl Gathered {
     }
 }
 
+/// A connection and what was gathered for one snapshot command.
+pub struct Session {
+    pub client: kube::Client,
+    pub requests: Requests,
+    /// When the command started: the snapshot's state, the workbench's expiry, labels' dates.
+    pub now: DateTime<Utc>,
+    pub g: Gathered,
+}
+
+/// Connects (kubeconfig or in-cluster) and [`gather`]s.
+pub async fn connect_and_gather(
+    opts: &FromSnapshot,
+    create: &CreateArgs,
+    need_pod: bool,
+) -> Result<Session> {
+    let (client, context_ns) = super::client(false)
+        .await
+        .map_err(|e| Error::Exec(format!("{e:#}")))?;
+    let requests = Requests::new(client.clone(), super::api::DEFAULT_QPS);
+    let now = Utc::now();
+    let g = gather(&requests, &client, &context_ns, opts, create, need_pod, now).await?;
+    Ok(Session {
+        client,
+        requests,
+        now,
+        g,
+    })
+}
+
 /// Gathers for `opts`: `need_pod` says the live database pod is required (`restore dump`);
 /// otherwise a missing pod is fine when `--dump-path` says where the dump is.
 pub async fn gather(

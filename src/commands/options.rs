@@ -804,11 +804,7 @@ impl RestoreOptions {
                 super::restore::parse_access_modes(v).map_err(|reason| modes_raw.err(v, reason))?,
             ),
         };
-        let timeout_raw = Raw::opt("BAK_RESTORE_TIMEOUT", &common.timeout);
-        let timeout = timeout_raw.duration_or("5m")?;
-        if timeout.is_zero() {
-            return Err(timeout_raw.err("0", "must be greater than zero, e.g. 5m"));
-        }
+        let timeout = Raw::opt("BAK_RESTORE_TIMEOUT", &common.timeout).timeout_or("5m")?;
         Ok(RestoreOptions {
             choice,
             source_pvc,

@@ -26,8 +26,8 @@ use kube::api::Api;
 use serde::Serialize;
 
 use super::download::{signal, DumpVerifier, VerifyingSink};
-use super::from_snapshot::{gather, FromSnapshot};
-use super::workbench::{Purpose, Workbench, CONTAINER};
+use super::from_snapshot::{connect_and_gather, FromSnapshot};
+use super::workbench::{Purpose, CONTAINER};
 use crate::cli::{OutputFormat, RestoreDumpArgs};
 use crate::db::{self, Engine, ValueRef};
 use crate::exec::{self, ExecRequest};
@@ -285,28 +285,15 @@ async fn run(args: &RestoreDumpArgs, output: OutputFormat) -> Result<ExitStatus>
     let opts = FromSnapshot::from_args(&args.from, &args.create)?;
     let yes = Raw::opt("BAK_YES", &args.yes).bool()?;
     let into = into_database(&args.into_database)?;
-    let timeout_raw = Raw::opt("BAK_RESTORE_DUMP_TIMEOUT", &args.timeout);
-    let timeout = timeout_raw.duration_or("2h")?;
-    if timeout.is_zero() {
-        return Err(timeout_raw.err("0", "must be greater than zero, e.g. 2h"));
-    }
+    let timeout = Raw::opt("BAK_RESTORE_DUMP_TIMEOUT", &args.timeout).timeout_or("2h")?;
     let dry_run = Raw::opt("BAK_DRY_RUN", &args.create.dry_run).bool()?;
     refuse_unasked(yes, dry_run)?;
-    let (client, context_ns) = super::client(false)
-        .await
-        .map_err(|e| Error::Exec(format!("{e:#}")))?;
-    let requests = super::api::Requests::new(client.clone(), super::api::DEFAULT_QPS);
-    let now = chrono::Utc::now();
-    let g = gather(
-        &requests,
-        &client,
-        &context_ns,
-        &opts,
-        &args.create,
-        true,
+    let super::from_snapshot::Session {
+        client,
+        requests,
         now,
-    )
-    .await?;
+        g,
+    } = connect_and_gather(&opts, &args.create, true).await?;
     let (Some(job), Some(dump), Some(db_pod)) = (g.job(), g.dump_path.clone(), g.db_pod.as_ref())
     else {
         return Err(Error::Precondition(format!(
@@ -346,7 +333,6 @@ async fn run(args: &RestoreDumpArgs, output: OutputFormat) -> Result<ExitStatus>
     }
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &g.namespace);
-    let mut bench = Workbench::new(&plan);
     let restore = Restore {
         pods: &pods,
         source: (&plan.name, CONTAINER),
@@ -357,17 +343,12 @@ async fn run(args: &RestoreDumpArgs, output: OutputFormat) -> Result<ExitStatus>
         into: into.as_deref(),
         timeout,
     };
-    let result = tokio::select! {
-        r = async {
-            bench.open(&requests, &plan).await?;
-            restore.run().await
-        } => r,
-        sig = signal() => Err(Error::Interrupted(format!(
-            "{sig}: restore stopped{}",
-            if engine == Engine::Postgres { "; the transaction is rolled back" } else { "" }
-        ))),
+    let what = if engine == Engine::Postgres {
+        "restore (the transaction is rolled back)"
+    } else {
+        "restore"
     };
-    bench.close(&requests).await;
+    let result = super::workbench::within(&requests, &plan, what, restore.run()).await;
     Ok(finish(result, &mut report, output))
 }
 

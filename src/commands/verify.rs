@@ -15,15 +15,13 @@
 //! ran says something about the backup: when the workbench cannot be built (no image, no
 //! quota, a timeout before the helper runs) the command fails without a label.
 
-use chrono::Utc;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::json;
 
-use super::download::signal;
-use super::from_snapshot::{check_relative, gather, FromSnapshot};
-use super::workbench::{Purpose, Workbench, CONTAINER};
+use super::from_snapshot::{check_relative, connect_and_gather, FromSnapshot};
+use super::workbench::{Purpose, CONTAINER};
 use crate::cli::{OutputFormat, VerifyArgs};
 use crate::db::restore::{self as checks, Expect};
 use crate::exec::{self, ExecRequest};
@@ -166,26 +164,13 @@ async fn run(args: &VerifyArgs, output: OutputFormat) -> Result<ExitStatus> {
             "expected an image reference such as busybox:1.36",
         ));
     }
-    let timeout_raw = Raw::opt("BAK_VERIFY_TIMEOUT", &args.timeout);
-    let timeout = timeout_raw.duration_or("30m")?;
-    if timeout.is_zero() {
-        return Err(timeout_raw.err("0", "must be greater than zero, e.g. 30m"));
-    }
-    let (client, context_ns) = super::client(false)
-        .await
-        .map_err(|e| Error::Exec(format!("{e:#}")))?;
-    let requests = super::api::Requests::new(client.clone(), super::api::DEFAULT_QPS);
-    let now = Utc::now();
-    let g = gather(
-        &requests,
-        &client,
-        &context_ns,
-        &opts,
-        &args.create,
-        false,
+    let timeout = Raw::opt("BAK_VERIFY_TIMEOUT", &args.timeout).timeout_or("30m")?;
+    let super::from_snapshot::Session {
+        client,
+        requests,
         now,
-    )
-    .await?;
+        g,
+    } = connect_and_gather(&opts, &args.create, false).await?;
     let job = g.job();
     if job.is_none() && !expects.is_empty() {
         return Err(Error::config(
@@ -227,7 +212,6 @@ async fn run(args: &VerifyArgs, output: OutputFormat) -> Result<ExitStatus> {
     }
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &g.namespace);
-    let mut bench = Workbench::new(&plan);
     let checks = Checks {
         pods: &pods,
         helper: &plan.name,
@@ -237,14 +221,7 @@ async fn run(args: &VerifyArgs, output: OutputFormat) -> Result<ExitStatus> {
         files: &files,
         timeout,
     };
-    let result = tokio::select! {
-        r = async {
-            bench.open(&requests, &plan).await?;
-            checks.run().await
-        } => r,
-        sig = signal() => Err(Error::Interrupted(format!("{sig}: verification stopped"))),
-    };
-    bench.close(&requests).await;
+    let result = super::workbench::within(&requests, &plan, "verification", checks.run()).await;
     let mut findings = match result {
         Ok(f) => f,
         Err(e) => {

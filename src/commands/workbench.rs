@@ -304,22 +304,27 @@ pub async fn sweep(requests: &Requests, ns: &str, now: DateTime<Utc>) {
 }
 
 async fn delete_pod(requests: &Requests, ns: &str, name: &str) -> bool {
-    let api: Api<Pod> = Api::namespaced(requests.client.clone(), ns);
-    let what = format!("delete pod {ns}/{name}");
-    let dp = DeleteParams::default();
-    match requests.call(&what, || api.delete(name, &dp)).await {
-        Ok(_) => true,
-        Err(e) if code(&e) == Some(404) => true,
-        Err(e) => {
-            tracing::error!("{what}: {}; delete it by hand", describe(&e));
-            false
-        }
-    }
+    delete(
+        requests,
+        Api::<Pod>::namespaced(requests.client.clone(), ns),
+        "pod",
+        ns,
+        name,
+    )
+    .await
 }
 
 async fn delete_pvc(requests: &Requests, ns: &str, name: &str) -> bool {
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(requests.client.clone(), ns);
-    let what = format!("delete persistentvolumeclaim {ns}/{name}");
+    let api = Api::<PersistentVolumeClaim>::namespaced(requests.client.clone(), ns);
+    delete(requests, api, "persistentvolumeclaim", ns, name).await
+}
+
+/// Deletes one object; gone already is fine, a failure is logged with what to do.
+async fn delete<K>(requests: &Requests, api: Api<K>, kind: &str, ns: &str, name: &str) -> bool
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let what = format!("delete {kind} {ns}/{name}");
     let dp = DeleteParams::default();
     match requests.call(&what, || api.delete(name, &dp)).await {
         Ok(_) => true,
@@ -403,6 +408,28 @@ impl Workbench {
             );
         }
     }
+}
+
+/// Opens the workbench of `plan`, runs `work` in it and closes it again — after success, failure,
+/// SIGTERM or SIGINT alike. `what` names the work in the interruption's error.
+pub async fn within<T>(
+    requests: &Requests,
+    plan: &Plan,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let mut bench = Workbench::new(plan);
+    let result = tokio::select! {
+        r = async {
+            bench.open(requests, plan).await?;
+            work.await
+        } => r,
+        sig = super::download::signal() => {
+            Err(Error::Interrupted(format!("{sig}: {what} stopped")))
+        }
+    };
+    bench.close(requests).await;
+    result
 }
 
 /// Why a pod that is not ready will not become ready (`None`: it may still).

@@ -350,6 +350,18 @@ impl<'a> Raw<'a> {
         parse_duration(v).map_err(|reason| self.err(v, reason))
     }
 
+    /// A timeout: a duration greater than zero, `default` when unset.
+    pub(crate) fn timeout_or(&self, default: &str) -> Result<Duration> {
+        let timeout = self.duration_or(default)?;
+        if timeout.is_zero() {
+            return Err(self.err(
+                self.get()?.unwrap_or("0"),
+                format!("must be greater than zero, e.g. {default}"),
+            ));
+        }
+        Ok(timeout)
+    }
+
     /// A duration with the table's default; zero is an error where the table says so.
     fn duration(&self) -> Result<Duration> {
         let v = self.get_or_default()?.unwrap_or("0");
