@@ -433,15 +433,21 @@ impl fmt::Display for SpaceReport {
 
 /// The size of the new dump from a dump script's stdout (`bytes=N` on the last non-empty line).
 pub fn parse_dump_output(stdout: &str) -> Result<u64, String> {
+    last_count(stdout, "bytes")
+}
+
+/// `KEY=N` on the last non-empty line of a script's stdout: how the scripts report a size.
+pub(crate) fn last_count(stdout: &str, key: &str) -> Result<u64, String> {
     let line = stdout
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    line.strip_prefix("bytes=")
+    line.strip_prefix(key)
+        .and_then(|rest| rest.strip_prefix('='))
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("unexpected dump script output {line:?} (expected bytes=N)"))
+        .ok_or_else(|| format!("unexpected script output {line:?} (expected {key}=N)"))
 }
 
 /// The line that says why a script failed: the last `backup-ns: …` line of its stderr, else its

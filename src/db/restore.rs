@@ -89,17 +89,7 @@ pub fn restore_script(
 /// The size of the restored SQL text from a restore script's stdout (`restored_bytes=N` on the
 /// last non-empty line).
 pub fn parse_restore_output(stdout: &str) -> Result<u64, String> {
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    line.strip_prefix("restored_bytes=")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| {
-            format!("unexpected restore script output {line:?} (expected restored_bytes=N)")
-        })
+    super::last_count(stdout, "restored_bytes")
 }
 
 /// One `--expect 'SQL=MIN'` check: the first column of the first row of `sql`, read as an
