@@ -15,7 +15,8 @@ kind load docker-image --name "$CLUSTER" "$IMAGE:$TAG"
 
 # One namespace release per test namespace, one backup target each: CronJob backup-ns-<name>,
 # the names tests/it/e2e_flows.rs expects by default (E2E_PG_CRONJOB, E2E_MYSQL_CRONJOB,
-# E2E_VOLUME_CRONJOB; E2E_PVC=data, retain daily_weekly_monthly, timeZone Etc/UTC).
+# E2E_VOLUME_CRONJOB; E2E_PVC=data, retain daily_weekly_monthly, timeZone Etc/UTC). The
+# PostgreSQL target also gets the weekly verify CronJob (backup-ns-db-verify, E2E_PG_VERIFY_CRONJOB).
 release() { # namespace, then the one backups entry as YAML lines
   ns=$1
   shift
@@ -28,7 +29,7 @@ values=$(mktemp)
 trap 'rm -f "$values"' EXIT
 release backup-ns-postgres '- name: db' '  pvc: data' '  db: postgres' \
   '  execResource: deployment/postgres' '  container: postgres' \
-  '  retain: daily_weekly_monthly' '  schedule: "0 2 * * *"'
+  '  retain: daily_weekly_monthly' '  schedule: "0 2 * * *"' '  verify: {enabled: true}'
 release backup-ns-mysql '- name: db' '  pvc: data' '  db: mysql' \
   '  execResource: deployment/mysql' '  container: mysql' \
   '  retain: daily_weekly_monthly' '  schedule: "0 2 * * *"'

@@ -8,7 +8,10 @@
 //! - the PostgreSQL snapshot restored into a new PVC, mounted by a Job that loads the dump file
 //!   into a scratch server and database and finds the rows `hack/kind-up.sh` seeded;
 //! - `retain` and `mark-and-delete`, and `prune` in one pass, over hand-labelled snapshots of the
-//!   test PVC.
+//!   test PVC;
+//! - the chart's verify CronJob (`E2E_PG_VERIFY_CRONJOB`, `backup-ns-db-verify`) run by hand after
+//!   a PostgreSQL backup: with its own ServiceAccount and Role it restores the newest snapshot
+//!   into a helper pod, loads the dump and labels the snapshot `verified`.
 //!
 //! The releases `hack/e2e.sh` installs (release `backup-ns`, so CronJob `backup-ns-<backup>`),
 //! with the variables that name them:
@@ -836,4 +839,58 @@ async fn retention_flow(
             .map(String::as_str),
         Some("2000-01-01")
     );
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster (KUBECONFIG) with hack/e2e.sh's releases"]
+async fn e2e_flows_postgres_verify_cronjob_labels_the_newest_backup_verified() {
+    let ns = var("E2E_PG_NAMESPACE", "backup-ns-postgres");
+    let cronjob = var("E2E_PG_CRONJOB", "backup-ns-db");
+    let verify = var("E2E_PG_VERIFY_CRONJOB", "backup-ns-db-verify");
+    let client = client().await;
+    let run = adhoc_run(&ns, &cronjob).await;
+    let body = async {
+        let vs = check_adhoc_snapshot(&run);
+        let name = vs.metadata.name.clone().unwrap_or_default();
+        let (code, report) = backup_ns(
+            &[
+                "adhoc",
+                "--from-cronjob",
+                &verify,
+                "-n",
+                &ns,
+                "--wait",
+                "--timeout",
+                "15m",
+                "-o",
+                "json",
+            ],
+            &[],
+        );
+        if code != 0 {
+            if let Some(job) = report["job"].as_str() {
+                eprintln!("{}", job_logs(&client, &ns, job).await);
+            }
+        }
+        assert_eq!(code, 0, "{report}");
+        let verified = Api::<VolumeSnapshot>::namespaced(client.clone(), &ns)
+            .get(&name)
+            .await
+            .expect("the snapshot");
+        let l = verified.metadata.labels.unwrap_or_default();
+        assert!(
+            l.contains_key(labels::VERIFIED) && !l.contains_key(labels::VERIFY_FAILED),
+            "the newest backup is labelled verified: {l:?}"
+        );
+        if let Some(job) = report["job"].as_str() {
+            let _ = Api::<Job>::namespaced(client.clone(), &ns)
+                .delete(job, &DeleteParams::background())
+                .await;
+        }
+    };
+    let outcome = AssertUnwindSafe(body).catch_unwind().await;
+    adhoc_cleanup(&client, &run).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
