@@ -304,7 +304,13 @@ async fn run_snapshot(
     };
     let engine = job.target.engine;
     let target = target_of(file, &dump)?;
-    let helper = g.helper(None, opts.helper_uid)?;
+    // `cat` runs in any image: without the database's pod (gone, or the app scaled down) the
+    // helper runs the one a volume-only verify uses.
+    let image = g
+        .db_pod
+        .is_none()
+        .then_some(super::verify::DEFAULT_VOLUME_IMAGE);
+    let helper = g.helper(image, opts.helper_uid)?;
     let plan = g.plan(Purpose::Download, &helper, timeout, now)?;
     let mut report = DownloadReport {
         namespace: g.namespace.clone(),

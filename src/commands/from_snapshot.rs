@@ -350,6 +350,12 @@ pub async fn gather(
                     dump_path.as_deref().unwrap_or_default()
                 );
             }
+            Err(e) if !need_pod => {
+                return Err(Error::Precondition(format!(
+                    "{e}; without the database's pod, give the dump's path on the restored \
+                     volume with --dump-path (e.g. dump.sql.gz)"
+                )))
+            }
             Err(e) => return Err(e),
         }
     }

@@ -583,6 +583,47 @@ async fn download_from_a_snapshot_is_the_dump_of_that_time() {
     assert_eq!(r.result["bytes"].as_u64(), Some(at_backup.len() as u64));
     assert_eq!(r.result["snapshot"], snapshot_name(&w).as_str());
     assert!(no_scratch_soon(&w));
+    // The app is gone (scaled down, deleted): --dump-path says where the dump is.
+    w.emu.delete("v1", "pods", Some(NS), "app-base-1");
+    w.emu.delete("v1", "pods", Some(NS), "app-base-0");
+    let r = run(
+        &w,
+        &[
+            "download",
+            "latest",
+            "--pvc",
+            "data",
+            "-f",
+            &out_s,
+            "--helper-uid",
+            &uid,
+        ],
+        &no_vars(),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("--dump-path"), "{r:?}");
+    fs::remove_file(&out).unwrap();
+    let r = run(
+        &w,
+        &[
+            "download",
+            "latest",
+            "--pvc",
+            "data",
+            "-f",
+            &out_s,
+            "--helper-uid",
+            &uid,
+            "--dump-path",
+            "dump.sql.gz",
+            "-o",
+            "json",
+        ],
+        &no_vars(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(fs::read(&out).unwrap(), at_backup);
+    assert!(no_scratch_soon(&w));
     // Neither a snapshot nor --live, or both: exit 2.
     assert_eq!(run(&w, &["download"], &no_vars()).code, 2);
     assert_eq!(
