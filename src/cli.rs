@@ -143,10 +143,12 @@ pub enum Command {
     /// --expect-file files present; labels the snapshot verified / verify-failed.
     Verify(Box<VerifyArgs>),
     /// PostgreSQL in its container: `dump` (the checks and the atomic dump of `create`, no
-    /// snapshot), `info` (server version, database size, the dump file's size and age) and
-    /// `shell` (an interactive psql).
+    /// snapshot), `info` (server version, database size, the dump file's size and age),
+    /// `shell` (an interactive psql), and the original's `restore` (the current dump file back
+    /// into the database) and `downloadDump`.
     Postgres(DbCommandArgs),
-    /// MySQL/MariaDB in its container: `dump`, `info` and `shell`, as for `postgres`.
+    /// MySQL/MariaDB in its container: `dump`, `info`, `shell`, `restore` and `downloadDump`, as
+    /// for `postgres`.
     Mysql(DbCommandArgs),
 }
 
@@ -184,8 +186,8 @@ pub struct FromSnapshotArgs {
     /// mounts the snapshotted PVC).
     #[arg(long = "dump-path", env = "BAK_RESTORE_DUMP_PATH")]
     pub dump_path: Option<String>,
-    /// The uid the helper pod runs as (default: the database container's runAsUser, else its
-    /// pod's, else 999, the official PostgreSQL and MariaDB images' database user).
+    /// The uid the helper pod runs as, never root (default: the database container's
+    /// runAsUser, else its pod's, else the uid of the image's postgres/mysql user, else 999).
     #[arg(long = "helper-uid", env = "BAK_HELPER_UID")]
     pub helper_uid: Option<String>,
 }
