@@ -17,7 +17,7 @@ mod support;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backup_ns::db::{self, DbTarget, Engine, ValueRef};
