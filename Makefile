@@ -27,7 +27,7 @@ lint: ## rustfmt check + clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Benchmarks: create overhead vs. the bare dump script (and peak RSS); retention at 10,000 snapshots
+bench: ## Benchmarks: create and restore dump vs. the bare dump/load (and peak RSS); retention at 10,000 snapshots
 	$(CARGO) bench --locked
 
 # `cargo run` finds the example wherever the target directory is (CARGO_TARGET_DIR, .cargo/config);
