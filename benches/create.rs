@@ -26,13 +26,6 @@ use support::Postgres;
 
 const NS: &str = "bench";
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Fills database `bench` until it holds at least `bytes`.
 fn seed(pg: &Postgres, bytes: u64) -> u64 {
     pg.createdb("bench");
@@ -64,13 +57,6 @@ fn seed(pg: &Postgres, bytes: u64) -> u64 {
     }
 }
 
-fn tool_path() -> String {
-    format!(
-        "{}:/usr/local/bin:/usr/bin:/bin",
-        Postgres::bin_dir().display()
-    )
-}
-
 /// The dump script, run directly with `sh` exactly as backup-ns runs it in the container.
 fn direct(pg: &Postgres, target: &DbTarget, dir: &Path) -> Duration {
     let script = db::dump_script(target, 3 * 3600);
@@ -79,7 +65,7 @@ fn direct(pg: &Postgres, target: &DbTarget, dir: &Path) -> Duration {
         .args(&script.argv[1..])
         .current_dir(dir)
         .env_clear()
-        .env("PATH", tool_path())
+        .env("PATH", support::tool_path())
         .envs(pg.env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -123,8 +109,8 @@ async fn main() {
         println!("create bench: skipped (run it with `make bench`)");
         return;
     }
-    let want = env_u64("BENCH_DB_BYTES", 1 << 30);
-    let rounds = env_u64("BENCH_ROUNDS", 3).max(1);
+    let want = support::env_u64("BENCH_DB_BYTES", 1 << 30);
+    let rounds = support::env_u64("BENCH_ROUNDS", 3).max(1);
     let pg = Postgres::start();
     let t = Instant::now();
     let size = seed(&pg, want);
@@ -158,7 +144,7 @@ async fn main() {
         "app-base-0",
         ExecEnv {
             cwd: Some(work.path().to_path_buf()),
-            path: Some(tool_path()),
+            path: Some(support::tool_path()),
             ..Default::default()
         },
     );

@@ -20,7 +20,7 @@ mod emu;
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use emu::{fixtures, Emu, ExecEnv};
@@ -30,20 +30,6 @@ use support::Postgres;
 const NS: &str = "bench";
 const DB: &str = "bench";
 const MIB: f64 = (1 << 20) as f64;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn tool_path() -> String {
-    format!(
-        "{}:/usr/local/bin:/usr/bin:/bin",
-        Postgres::bin_dir().display()
-    )
-}
 
 /// Rows `from..=to` of table `big`: an id and 172 characters of base64 (8 md5 sums' bytes).
 fn insert(pg: &Postgres, from: u64, to: u64) {
@@ -77,27 +63,6 @@ fn gzipped_dump_bytes(pg: &Postgres) -> u64 {
         .expect("wc -c")
 }
 
-/// Waits for a child and returns its exit status and peak RSS in KiB: its own `VmHWM`, read
-/// every 20 ms until it exits (as in benches/create.rs; `ru_maxrss` would carry this process's
-/// high-water mark across `exec`).
-fn wait_peak_rss(mut child: Child) -> (std::process::ExitStatus, u64) {
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            let hwm = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-            peak = peak.max(hwm.unwrap_or(0));
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            return (status, peak);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The emulated namespace: PVC `data` (backed by `volume`) mounted by the database pod at
 /// `volume`, whose exec runs here; the kubelet runs helper pods' exec here too.
 fn world(emu: &Emu, pg: &Postgres, volume: &Path) {
@@ -121,7 +86,7 @@ fn world(emu: &Emu, pg: &Postgres, volume: &Path) {
     pod["spec"]["containers"][0]["volumeMounts"] = json!([{ "name": "data", "mountPath": dir }]);
     emu.create(pod);
     let exec = ExecEnv {
-        path: Some(tool_path()),
+        path: Some(support::tool_path()),
         ..Default::default()
     };
     emu.set_pod_exec(
@@ -140,7 +105,7 @@ fn backup_ns(kubeconfig: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_backup-ns"));
     cmd.args(args)
         .env_clear()
-        .env("PATH", tool_path())
+        .env("PATH", support::tool_path())
         .env("KUBECONFIG", kubeconfig)
         .env("BAK_NAMESPACE", NS)
         .stdin(Stdio::null());
@@ -154,7 +119,7 @@ fn bare_load(pg: &Postgres, dump: &Path, into: &str) -> Duration {
     let status = Command::new("sh")
         .env_clear()
         .envs(pg.client_env(into))
-        .env("PATH", tool_path())
+        .env("PATH", support::tool_path())
         .args([
             "-c",
             "gzip -cd \"$1\" | psql -X -q -v ON_ERROR_STOP=1 --single-transaction >/dev/null",
@@ -191,7 +156,7 @@ fn restore_dump(kubeconfig: &Path, into: &str, log: &Path) -> (Duration, u64) {
         .stderr(std::fs::File::create(log).expect("log"))
         .spawn()
         .expect("backup-ns");
-    let (status, rss) = wait_peak_rss(child);
+    let (status, rss) = support::wait_peak_rss(child);
     let elapsed = started.elapsed();
     assert!(
         status.success(),
@@ -316,8 +281,8 @@ async fn main() {
         println!("restore bench: skipped (run it with `make bench`)");
         return;
     }
-    let want = env_u64("BENCH_DUMP_BYTES", 1 << 30);
-    let rounds = env_u64("BENCH_ROUNDS", 1).max(1);
+    let want = support::env_u64("BENCH_DUMP_BYTES", 1 << 30);
+    let rounds = support::env_u64("BENCH_ROUNDS", 1).max(1);
     let pg = Postgres::start();
     pg.createdb(DB);
     pg.psql_in(DB, "CREATE TABLE big (id bigint, b64 text)");

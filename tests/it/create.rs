@@ -155,13 +155,7 @@ impl World {
     }
 }
 
-/// PostgreSQL's tools first (the server's own version), then the system's.
-pub(crate) fn tool_path() -> String {
-    format!(
-        "{}:/usr/local/bin:/usr/bin:/bin",
-        Postgres::bin_dir().display()
-    )
-}
+pub(crate) use crate::support::tool_path;
 
 pub(crate) struct Run {
     pub(crate) code: i32,

@@ -248,3 +248,20 @@ pub fn wait_peak_rss(mut child: std::process::Child) -> (std::process::ExitStatu
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A whole-number knob of a benchmark (`BENCH_ROUNDS`), `default` when unset or unreadable.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `PATH` for a "database container" here: PostgreSQL's tools first (the server's own
+/// version), then the system's.
+pub fn tool_path() -> String {
+    format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        Postgres::bin_dir().display()
+    )
+}
