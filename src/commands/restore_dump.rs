@@ -17,6 +17,9 @@
 //!    the database is as it was. MySQL/MariaDB cannot roll back DDL: the command says so
 //!    before asking;
 //! 4. the workbench is deleted — on success, failure and SIGTERM.
+//!
+//! The original's `postgres|mysql restore` ([`live_main`]) is steps 2 and 3 with the database
+//! container's current dump file as the source: no snapshot, no workbench.
 
 use std::io::IsTerminal;
 use std::time::Duration;
