@@ -170,13 +170,14 @@ async fn get_workload(
     got.map_err(|e| Error::kube(format!("get {resource} in {namespace}"), e))
 }
 
-/// Resolves the exec resource to a pod name in `namespace`.
+/// Resolves the exec resource to a ready pod in `namespace` (the whole object: the snapshot
+/// commands read its image, user and mounts without asking again).
 pub async fn resolve_pod(
     client: &kube::Client,
     namespace: &str,
     resource: &ExecResource,
     container: &str,
-) -> Result<String> {
+) -> Result<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let not_found =
         |what: String| Error::Precondition(format!("{resource} in namespace {namespace}: {what}"));
@@ -188,7 +189,7 @@ pub async fn resolve_pod(
             .map_err(|e| Error::kube(format!("get pod {namespace}/{name}"), e))?
             .ok_or_else(|| not_found("not found".into()))?;
         return match unfit_reason(&pod, container) {
-            None => Ok(name.clone()),
+            None => Ok(pod),
             Some(r) => Err(not_found(format!("pod {r}"))),
         };
     }
@@ -204,7 +205,7 @@ pub async fn resolve_pod(
         .await
         .map_err(|e| Error::kube(format!("list pods of {resource} ({query})"), e))?;
     let pod = pick(&list.items, container).map_err(not_found)?;
-    Ok(pod.metadata.name.clone().unwrap_or_default())
+    Ok(pod.clone())
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde::Serialize;
 
-use super::dbops::{check_in_pod, dump_in_pod, engine_name, Resolved};
+use super::dbops::{check_in_pod, dump_in_pod, engine_name};
 use crate::cli::OutputFormat;
 use crate::labels::{self, LabelInput, Retain};
 use crate::naming::NameInput;
@@ -36,7 +36,7 @@ use crate::retention::{claim_holders, SnapshotRecord};
 use crate::settings::Settings;
 use crate::snapshot::VolumeSnapshot;
 use crate::state::SnapshotState;
-use crate::{lease, lock, workload, Error, ExitStatus, Result};
+use crate::{lease, lock, Error, ExitStatus, Result};
 
 /// What a run may still do after SIGTERM once its snapshot exists (look at it, claim its labels
 /// if it is ready): well inside Kubernetes' default 30 s termination grace period.
@@ -584,14 +584,7 @@ async fn prepare_and_dump(ctx: &CreateContext, report: &mut CreateReport) -> Res
     // 4. Exec targets.
     let mut resolved = Vec::new();
     for job in &s.databases {
-        let pod =
-            workload::resolve_pod(&ctx.client, ns, &job.exec_resource, &job.container).await?;
-        tracing::info!(
-            "{}: using pod {pod}, container {}",
-            job.exec_resource,
-            job.container
-        );
-        resolved.push(Resolved { job, pod });
+        resolved.push(super::dbops::resolve(&ctx.client, ns, job).await?);
     }
     report.phase("preflight", t);
 

@@ -32,17 +32,21 @@ pub fn engine_name(e: Engine) -> &'static str {
 pub struct Resolved<'a> {
     pub job: &'a DbJob,
     pub pod: String,
+    /// The pod as listed when it was chosen.
+    pub object: Pod,
 }
 
 /// Resolves the job's exec resource to a ready pod.
 pub async fn resolve<'a>(client: &kube::Client, ns: &str, job: &'a DbJob) -> Result<Resolved<'a>> {
-    let pod = crate::workload::resolve_pod(client, ns, &job.exec_resource, &job.container).await?;
+    let object =
+        crate::workload::resolve_pod(client, ns, &job.exec_resource, &job.container).await?;
+    let pod = object.metadata.name.clone().unwrap_or_default();
     tracing::info!(
         "{}: using pod {pod}, container {}",
         job.exec_resource,
         job.container
     );
-    Ok(Resolved { job, pod })
+    Ok(Resolved { job, pod, object })
 }
 
 fn script_request<'a>(

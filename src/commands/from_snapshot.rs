@@ -322,12 +322,7 @@ pub async fn gather(
     if let Some(job) = settings.databases.first() {
         match super::dbops::resolve(client, &ns, job).await {
             Ok(r) => {
-                let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-                let what = format!("get pod {ns}/{}", r.pod);
-                let pod = requests
-                    .call(&what, || pods.get(&r.pod))
-                    .await
-                    .map_err(|e| Error::kube(&what, e))?;
+                let pod = r.object;
                 if dump_path.is_none() {
                     let claim = claim.as_deref().unwrap_or_default();
                     dump_path = Some(

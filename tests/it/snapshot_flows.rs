@@ -245,6 +245,8 @@ async fn restore_dump_asks_first_and_dry_run_changes_nothing() {
     assert_eq!(manifests[1]["spec"]["containers"][0]["image"], "emu");
     assert!(scratch(&w).is_empty());
     assert_eq!(w.emu.count(crate::emu::Verb::Create, "pods"), 0);
+    // The database pod is read once, in the LIST that chose it.
+    assert_eq!(w.emu.count(crate::emu::Verb::Get, "pods"), 0);
     assert_eq!(
         w.emu
             .count(crate::emu::Verb::Create, "persistentvolumeclaims"),
